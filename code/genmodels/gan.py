@@ -1,0 +1,304 @@
+r"""Generative adversarial networks: the networks, and the two players' losses on logits.
+
+The discriminator returns a logit :math:`a`, with :math:`D(x) = \sigma(a)`. The value function of
+Goodfellow et al. (2014) is
+
+.. math::
+
+    V(D, G) = \mathbb E_{x \sim p_\text{data}}[\log D(x)] + \mathbb E_{z \sim p(z)}[\log(1 - D(G(z)))]
+
+which the discriminator maximises and the generator minimises. Every log below is computed from the
+logit with :math:`\log\sigma(a) = -\operatorname{softplus}(-a)` and
+:math:`\log(1-\sigma(a)) = -\operatorname{softplus}(a)`, so no loss can become NaN or infinite.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .vae import IMAGE_SHAPE, NUM_PIXELS, _check_positive_int
+
+__all__ = [
+    "GENERATOR_LOSSES",
+    "generator_loss",
+    "discriminator_loss",
+    "GANConfig",
+    "GAN",
+    "MinibatchDiscrimination",
+    "MLPGenerator",
+    "MLPDiscriminator",
+    "DCGANGenerator",
+    "DCGANDiscriminator",
+]
+
+GENERATOR_LOSSES = ("saturating", "non_saturating")
+ARCHS = ("mlp", "dcgan")
+
+
+def generator_loss(fake_logits: torch.Tensor, kind: str = "non_saturating") -> torch.Tensor:
+    r"""The generator's loss (a scalar to minimise) from the discriminator's logits :math:`a` on fakes.
+
+    ``"saturating"`` is the original minimax objective,
+
+    .. math:: \min_G \; \mathbb E_z \log\big(1 - D(G(z))\big) = \mathbb E_z\big[-\operatorname{softplus}(a)\big],
+        \qquad \frac{\partial}{\partial a} = -\sigma(a) = -D(G(z)),
+
+    whose gradient vanishes when the discriminator confidently rejects the fakes (:math:`D(G(z)) \to 0`),
+    that is, exactly when the generator is bad. ``"non_saturating"`` is the fix proposed in the same paper,
+
+    .. math:: \min_G \; -\mathbb E_z \log D(G(z)) = \mathbb E_z\big[\operatorname{softplus}(-a)\big],
+        \qquad \frac{\partial}{\partial a} = -(1 - \sigma(a)) = -(1 - D(G(z))),
+
+    whose gradient is largest there. Both losses have the same fixed points.
+    """
+    if kind == "saturating":
+        return -F.softplus(fake_logits).mean()
+    if kind == "non_saturating":
+        return F.softplus(-fake_logits).mean()
+    raise ValueError(f"unknown generator loss {kind!r}; choose one of {GENERATOR_LOSSES}")
+
+
+def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    r"""The discriminator's loss (a scalar to minimise): :math:`-V(D, G)` estimated on a batch,
+
+    .. math::
+
+        -\mathbb E_x \log D(x) - \mathbb E_z \log\big(1 - D(G(z))\big)
+        = \mathbb E_x\big[\operatorname{softplus}(-a_\text{real})\big] + \mathbb E_z\big[\operatorname{softplus}(a_\text{fake})\big]
+
+    the binary cross-entropy with label 1 for real and 0 for fake. Its minimum over :math:`D` is
+    :math:`\log 4 - 2\,\mathrm{JSD}(p_\text{data}\,\|\,p_g)`.
+    """
+    return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
+
+
+@dataclass(frozen=True)
+class GANConfig:
+    """Everything needed to rebuild a GAN; stored in its checkpoints.
+
+    Parameters
+    ----------
+    latent_dim : int
+        Size of the noise :math:`z \\sim \\mathcal N(0, I)`.
+    arch : {"mlp", "dcgan"}
+        Fully connected networks, or the DCGAN layout (Radford et al. 2016) at MNIST's native 28×28.
+    hidden_dim : int
+        MLP width unit: generator 1·2·4 × ``hidden_dim``, discriminator 2·1 × ``hidden_dim``.
+    channels : int
+        DCGAN: channels of the 14×14 feature maps (the 7×7 maps have twice as many).
+    minibatch_kernels : int
+        Number of minibatch-discrimination kernels in the discriminator (0 = off).
+    minibatch_kernel_dim : int
+        Dimension of each kernel's projection.
+    """
+
+    latent_dim: int = 100
+    arch: str = "dcgan"
+    hidden_dim: int = 256
+    channels: int = 64
+    minibatch_kernels: int = 0
+    minibatch_kernel_dim: int = 5
+
+    def __post_init__(self):
+        for name in ("latent_dim", "hidden_dim", "channels", "minibatch_kernel_dim"):
+            _check_positive_int(name, getattr(self, name))
+        if isinstance(self.minibatch_kernels, bool) or not isinstance(self.minibatch_kernels, int) or self.minibatch_kernels < 0:
+            raise ValueError(f"minibatch_kernels must be a non-negative integer, got {self.minibatch_kernels!r}")
+        if self.arch not in ARCHS:
+            raise ValueError(f"arch must be one of {ARCHS}, got {self.arch!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class MinibatchDiscrimination(nn.Module):
+    r"""Minibatch discrimination (Salimans et al. 2016, §3.2).
+
+    Features :math:`f(x_i) \in \mathbb R^A` are projected by a tensor :math:`T \in \mathbb R^{A \times B \times C}`
+    to matrices :math:`M_i \in \mathbb R^{B \times C}`. For each kernel :math:`b`,
+
+    .. math::
+
+        c_b(x_i, x_j) = \exp\big(-\lVert M_{i,b} - M_{j,b} \rVert_{L_1}\big), \qquad
+        o(x_i)_b = \sum_{j \ne i} c_b(x_i, x_j)
+
+    and the layer outputs :math:`[f(x_i), o(x_i)] \in \mathbb R^{A + B}`. A batch of near-identical
+    fakes gets large :math:`o`, which the discriminator can learn to reject: a signal against collapse.
+    """
+
+    def __init__(self, in_features: int, num_kernels: int, kernel_dim: int):
+        super().__init__()
+        self.num_kernels, self.kernel_dim = num_kernels, kernel_dim
+        self.T = nn.Parameter(0.1 * torch.randn(in_features, num_kernels * kernel_dim))
+
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        m = (f @ self.T).view(-1, self.num_kernels, self.kernel_dim)  # (N, B, C)
+        l1 = (m.unsqueeze(0) - m.unsqueeze(1)).abs().sum(-1)  # (N, N, B)
+        o = torch.exp(-l1).sum(1) - 1.0  # (N, B): the j = i term is exp(0) = 1
+        return torch.cat([f, o], dim=1)  # (N, A + B)
+
+
+def _discriminator_head(features: int, config: GANConfig) -> nn.Sequential:
+    """Optional minibatch discrimination, then the linear layer to one logit."""
+    layers = []
+    if config.minibatch_kernels:
+        layers.append(MinibatchDiscrimination(features, config.minibatch_kernels, config.minibatch_kernel_dim))
+        features += config.minibatch_kernels
+    layers.append(nn.Linear(features, 1))  # (N, 1) logit
+    return nn.Sequential(*layers)
+
+
+class MLPGenerator(nn.Module):
+    """``latent_dim`` → h → 2h → 4h → 784, LeakyReLU(0.2), sigmoid output in [0, 1]."""
+
+    def __init__(self, config: GANConfig):
+        super().__init__()
+        h = config.hidden_dim
+        self.net = nn.Sequential(
+            nn.Linear(config.latent_dim, h), nn.LeakyReLU(0.2),  # (N, h)
+            nn.Linear(h, 2 * h), nn.LeakyReLU(0.2),  # (N, 2h)
+            nn.Linear(2 * h, 4 * h), nn.LeakyReLU(0.2),  # (N, 4h)
+            nn.Linear(4 * h, NUM_PIXELS), nn.Sigmoid(),  # (N, 784)
+            nn.Unflatten(-1, IMAGE_SHAPE),  # (N, 1, 28, 28)
+        )
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z)
+
+
+class MLPDiscriminator(nn.Module):
+    """784 → 2h → h → (minibatch discrimination) → 1 logit, LeakyReLU(0.2)."""
+
+    def __init__(self, config: GANConfig):
+        super().__init__()
+        h = config.hidden_dim
+        self.features = nn.Sequential(
+            nn.Flatten(),  # (N, 784)
+            nn.Linear(NUM_PIXELS, 2 * h), nn.LeakyReLU(0.2),  # (N, 2h)
+            nn.Linear(2 * h, h), nn.LeakyReLU(0.2),  # (N, h)
+        )
+        self.head = _discriminator_head(h, config)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x)).squeeze(-1)  # (N,) logits
+
+
+class DCGANGenerator(nn.Module):
+    """DCGAN generator at 28×28: project to 2c×7×7, then two stride-2 transposed convolutions."""
+
+    def __init__(self, config: GANConfig):
+        super().__init__()
+        c = config.channels
+        self.net = nn.Sequential(
+            nn.Linear(config.latent_dim, 2 * c * 49, bias=False),  # (N, 2c·49)
+            nn.Unflatten(-1, (2 * c, 7, 7)),  # (N, 2c, 7, 7)
+            nn.BatchNorm2d(2 * c), nn.ReLU(),
+            nn.ConvTranspose2d(2 * c, c, 4, stride=2, padding=1, bias=False),  # (N, c, 14, 14)
+            nn.BatchNorm2d(c), nn.ReLU(),
+            nn.ConvTranspose2d(c, 1, 4, stride=2, padding=1),  # (N, 1, 28, 28)
+            nn.Sigmoid(),
+        )
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z)
+
+
+class DCGANDiscriminator(nn.Module):
+    """DCGAN discriminator at 28×28: two stride-2 convolutions with LeakyReLU(0.2), then one logit."""
+
+    def __init__(self, config: GANConfig):
+        super().__init__()
+        c = config.channels
+        self.features = nn.Sequential(
+            nn.Conv2d(1, c, 4, stride=2, padding=1),  # (N, c, 14, 14)
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(c, 2 * c, 4, stride=2, padding=1, bias=False),  # (N, 2c, 7, 7)
+            nn.BatchNorm2d(2 * c), nn.LeakyReLU(0.2),
+            nn.Flatten(),  # (N, 2c·49)
+        )
+        self.head = _discriminator_head(2 * c * 49, config)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x)).squeeze(-1)  # (N,) logits
+
+
+def _dcgan_init(module: nn.Module) -> None:
+    """Weights from N(0, 0.02), batch-norm scales from N(1, 0.02), as in Radford et al. (2016)."""
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.BatchNorm2d):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)
+
+
+class GAN(nn.Module):
+    """A generator and a discriminator built from one :class:`GANConfig`.
+
+    The training loop (:func:`genmodels.train.train_gan`) updates the two in the order of
+    Algorithm 1 of Goodfellow et al. (2014). ``forward(z)`` is the generator.
+    """
+
+    def __init__(
+        self,
+        latent_dim: int = 100,
+        arch: str = "dcgan",
+        *,
+        hidden_dim: int = 256,
+        channels: int = 64,
+        minibatch_kernels: int = 0,
+        minibatch_kernel_dim: int = 5,
+        config: Optional[GANConfig] = None,
+    ):
+        super().__init__()
+        if config is None:
+            config = GANConfig(
+                latent_dim=latent_dim, arch=arch, hidden_dim=hidden_dim, channels=channels,
+                minibatch_kernels=minibatch_kernels, minibatch_kernel_dim=minibatch_kernel_dim,
+            )
+        self.config = config
+        if config.arch == "mlp":
+            self.generator, self.discriminator = MLPGenerator(config), MLPDiscriminator(config)
+        else:
+            self.generator, self.discriminator = DCGANGenerator(config), DCGANDiscriminator(config)
+            self.generator.apply(_dcgan_init)
+            self.discriminator.apply(_dcgan_init)
+
+    @classmethod
+    def from_config(cls, config: GANConfig) -> "GAN":
+        return cls(config=config)
+
+    @property
+    def latent_dim(self) -> int:
+        return self.config.latent_dim
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def sample_noise(self, n: int, *, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """:math:`z \\sim \\mathcal N(0, I)`, ``[n, latent_dim]`` on the model's device."""
+        _check_positive_int("n", n)
+        return torch.randn(n, self.latent_dim, device=self.device, generator=generator)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.generator(z)
+
+    @torch.no_grad()
+    def sample(self, n: int, *, generator: Optional[torch.Generator] = None, z: Optional[torch.Tensor] = None):
+        """``n`` generated images ``[n, 1, 28, 28]`` in [0, 1], with the generator in eval mode."""
+        if z is None:
+            z = self.sample_noise(n, generator=generator)
+        elif z.shape[-1] != self.latent_dim:
+            raise ValueError(f"z has {z.shape[-1]} dimensions but this GAN has latent_dim={self.latent_dim}")
+        was_training = self.generator.training
+        self.generator.eval()
+        try:
+            return self.generator(z.to(self.device))
+        finally:
+            self.generator.train(was_training)
