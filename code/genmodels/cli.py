@@ -6,6 +6,7 @@ Every option is explained by ``--help``. Errors in options, data or checkpoints 
 from __future__ import annotations
 
 import argparse
+import builtins
 import sys
 import time
 from pathlib import Path
@@ -154,19 +155,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load(args, split: str):
+def _load(args, split: str, *, verbose: bool = True):
     import genmodels as gm
 
     loader = gm.load_mnist if args.dataset == "mnist" else gm.load_fashion_mnist
-    return loader(split, data_dir=args.data_dir, download=not args.offline)
+    return loader(split, data_dir=args.data_dir, download=not args.offline, verbose=verbose)
 
 
 def _train(args) -> int:
     import genmodels as gm
 
     gm.pick_device(args.device)  # fail on an unavailable device before loading anything
-    train_set = _load(args, "train")
-    test_set = _load(args, "test")
+    rank, world, _ = gm.train.distributed_context()  # under torchrun: rank 0 speaks, every rank trains
+    print = builtins.print if rank == 0 else (lambda *a, **k: None)  # noqa: A001
+    train_set = _load(args, "train", verbose=rank == 0)
+    test_set = _load(args, "test", verbose=rank == 0)
     images = train_set.images
     epochs = args.epochs
     if args.dry_run:
@@ -188,7 +191,8 @@ def _train(args) -> int:
         print(f"resuming from {out} (use --no-resume to start afresh)")
     n_params = sum(p.numel() for p in model.parameters())
     device = gm.pick_device(args.device)
-    print(f"training {name} ({n_params:,} parameters) on {device} for {epochs} epoch(s); "
+    where = f"{world} processes ({'NCCL' if device.type == 'cuda' else 'gloo'})" if world > 1 else str(device)
+    print(f"training {name} ({n_params:,} parameters) on {where} for {epochs} epoch(s); "
           f"data: {train_set.name} {train_set.split}, {len(images):,} images; pixels: {args.pixels}")
     start = time.perf_counter()
     if args.family == "vae":
@@ -204,8 +208,14 @@ def _train(args) -> int:
         e = history.epochs
         print(f"epoch {len(e['seconds'])}: D loss {e['d_loss'][-1]:.3f}, G loss {e['g_loss'][-1]:.3f}, "
               f"D(x) {e['d_real'][-1]:.3f}, D(G(z)) {e['d_fake'][-1]:.3f}")
-    png = gm.plotting.save_grid(history.samples[-1], out.with_suffix(".png"))
-    print(f"{time.perf_counter() - start:.1f} s; checkpoint {out}; samples {png}")
+    if rank == 0:
+        png = gm.plotting.save_grid(history.samples[-1], out.with_suffix(".png"))
+        print(f"{time.perf_counter() - start:.1f} s; checkpoint {out}; samples {png}")
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+        dist.destroy_process_group()
     return 0
 
 

@@ -7,7 +7,9 @@ every ``checkpoint_every`` steps), and resume from one to exactly the run they w
 """
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import random
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -16,16 +18,18 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from . import gan as G
 from .checkpoints import CheckpointError, load_state_checked, read_checkpoint, save_checkpoint
 from .data import DeviceBatches, PIXEL_MODELS, static_binarize, to_float
-from .gan import GAN, discriminator_loss, generator_loss
+from .gan import GAN, generator_loss
 from .vae import VAE
 
 __all__ = [
     "pick_device",
     "seed_everything",
+    "distributed_context",
     "TrainConfig",
     "GANTrainConfig",
     "History",
@@ -274,12 +278,49 @@ def _to_uint8(x: torch.Tensor) -> torch.Tensor:
     return (x.float().clamp(0, 1) * 255).round().to(torch.uint8).cpu()
 
 
+def distributed_context() -> Tuple[int, int, int]:
+    """``(rank, world_size, local_rank)`` as set by ``torchrun``; ``(0, 1, 0)`` in a plain process."""
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
+
+
+def _setup_distributed(device_name: str) -> torch.device:
+    """Under ``torchrun`` (``WORLD_SIZE`` > 1): join the process group (NCCL on GPUs, gloo on CPUs) and
+    return this rank's device (``cuda:LOCAL_RANK`` on GPUs)."""
+    import torch.distributed as dist
+
+    rank, world, local = distributed_context()
+    device = pick_device(device_name)
+    if device.type == "cuda":
+        device = torch.device("cuda", local)
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    if dist.get_world_size() != world:
+        raise RuntimeError(f"the process group has {dist.get_world_size()} ranks but WORLD_SIZE is {world}")
+    return device
+
+
 class _Run:
-    """The bookkeeping both loops share: device, batches, checkpoint, resume, progress, divergence."""
+    """The bookkeeping both loops share: device, batches, checkpoint, resume, progress, divergence.
+
+    Under ``torchrun`` every rank keeps the whole dataset on its device and draws the same global batch,
+    binarization and noise (the generators are seeded alike); :meth:`shard` gives each rank its slice of
+    the global batch, DistributedDataParallel averages the gradients, and only rank 0 shows progress and
+    writes checkpoints. The result equals a single-process run with the same global batch.
+    """
 
     def __init__(self, model, images, config: TrainConfig, checkpoint, resume: bool, progress: bool):
         self.config = config
-        self.device = pick_device(config.device)
+        self.rank, self.world, _ = distributed_context()
+        if self.world > 1:
+            if config.batch_size % self.world:
+                raise ValueError(
+                    f"batch_size {config.batch_size} is the global batch and must be divisible by the "
+                    f"{self.world} processes"
+                )
+            self.device = _setup_distributed(config.device)
+        else:
+            self.device = pick_device(config.device)
         self.model = model.to(self.device)
         self.batches = DeviceBatches(
             _images(images), batch_size=config.batch_size, pixels=config.pixels, device=self.device, seed=config.seed
@@ -288,13 +329,30 @@ class _Run:
         self.history = History()
         self.step = 0
         self.last_good: Optional[str] = None
-        self.progress = progress
+        self.progress = progress and self.rank == 0
         self.autocast = torch.autocast(
             device_type=self.device.type, dtype=torch.bfloat16, enabled=config.amp and self.device.type == "cuda"
         )
         noise = torch.Generator().manual_seed(config.seed + 7919)
         self.fixed_noise = torch.randn(config.num_samples, model.latent_dim, generator=noise).to(self.device)
         self.resume = resume and self.checkpoint is not None and self.checkpoint.exists()
+
+    def shard(self, t: torch.Tensor) -> torch.Tensor:
+        """This rank's slice of a global batch (the whole batch in a single process)."""
+        return t if self.world == 1 else t.tensor_split(self.world)[self.rank]
+
+    def parallel(self, module: torch.nn.Module) -> torch.nn.Module:
+        """``module`` wrapped in DistributedDataParallel under torchrun, else itself."""
+        if self.world == 1:
+            return module
+        from torch.nn.parallel import DistributedDataParallel
+
+        return DistributedDataParallel(module, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+
+    @staticmethod
+    def no_sync(module: torch.nn.Module):
+        """Accumulate gradients locally for one backward (DDP), so the next backward reduces the sum once."""
+        return module.no_sync() if hasattr(module, "no_sync") else contextlib.nullcontext()
 
     def restore(self, optimizers: Dict[str, torch.optim.Optimizer], kind: str) -> None:
         """Load model, optimizers, history, random state and data position from the checkpoint."""
@@ -319,6 +377,9 @@ class _Run:
     def save(self, optimizers: Dict[str, torch.optim.Optimizer]) -> None:
         if self.checkpoint is None:
             return
+        if self.rank != 0:  # every rank holds the same state; one writes it
+            self.last_good = f"{self.checkpoint} (step {self.step})"
+            return
         save_checkpoint(
             self.checkpoint,
             self.model,
@@ -338,7 +399,13 @@ class _Run:
         if not pending or not next(iter(pending.values())):
             return
         names = list(pending)
-        table = torch.stack([torch.stack(pending[n]) for n in names]).float().cpu()  # (values, steps)
+        table = torch.stack([torch.stack(pending[n]) for n in names]).float()  # (values, steps)
+        if self.world > 1:  # each rank saw its slice of the batch: the global batch's value is the mean
+            import torch.distributed as dist
+
+            dist.all_reduce(table)
+            table /= self.world
+        table = table.cpu()
         finite = torch.isfinite(table).all(0)
         if not bool(finite.all()):
             first = len(self.history.steps.get(names[0], [])) + int((~finite).nonzero()[0])
@@ -358,6 +425,17 @@ class _Run:
             total=len(self.batches), initial=self.batches.position, desc=f"epoch {epoch + 1}/{num_epochs}",
             disable=not self.progress, leave=epoch + 1 == num_epochs, unit="batch",
         )
+
+
+class _ELBOParts(torch.nn.Module):
+    """``VAE.elbo`` with its parts as ``forward``, the call DistributedDataParallel hooks into."""
+
+    def __init__(self, vae: VAE):
+        super().__init__()
+        self.vae = vae
+
+    def forward(self, x: torch.Tensor, eps: torch.Tensor):
+        return self.vae.elbo(x, eps=eps, return_parts=True)
 
 
 def train_vae(
@@ -396,7 +474,8 @@ def train_vae(
     optimizers = {"model": opt}
     if run.resume:
         run.restore(optimizers, "vae")
-    elbo_fn = torch.compile(model.elbo) if config.compile else model.elbo
+    net = run.parallel(_ELBOParts(model))
+    step_fn = torch.compile(net) if config.compile else net
     x_test = eval_images(test_data, config.pixels, device=run.device) if test_data is not None else None
     pending: Dict[str, List[torch.Tensor]] = {"loss": [], "recon": [], "kl": []}
     steps_per_epoch = len(run.batches)
@@ -406,8 +485,9 @@ def train_vae(
         epoch = run.batches.epoch
         start, bar = time.perf_counter(), run.bar(epoch, config.num_epochs)
         for x in run.batches:
+            eps = torch.randn(x.shape[0], model.latent_dim, device=run.device)  # noise for the global batch
             with run.autocast:
-                elbo, log_px, kl = elbo_fn(x, return_parts=True)
+                elbo, log_px, kl = step_fn(run.shard(x), run.shard(eps))
                 loss = -elbo.mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -476,14 +556,17 @@ def train_gan(
         raise TypeError("train_gan needs a GANTrainConfig (it has the generator loss and d_steps)")
     run = _Run(model, data, config, checkpoint, resume, progress)
     run.data_source = getattr(data, "source", None)
-    netG, netD = model.generator, model.discriminator
-    opt_d = torch.optim.Adam(netD.parameters(), lr=config.lr, betas=config.betas)
-    opt_g = torch.optim.Adam(netG.parameters(), lr=config.lr, betas=config.betas)
+    opt_d = torch.optim.Adam(model.discriminator.parameters(), lr=config.lr, betas=config.betas)
+    opt_g = torch.optim.Adam(model.generator.parameters(), lr=config.lr, betas=config.betas)
     optimizers = {"discriminator": opt_d, "generator": opt_g}
     if run.resume:
         run.restore(optimizers, "gan")
+    # DDP-wrapped networks for the updates; the discriminator's plain copy scores the generator's fakes
+    # (its gradient there is never applied, so it need not be averaged across ranks)
+    netG, netD = run.parallel(model.generator), run.parallel(model.discriminator)
     if config.compile:
         netG, netD = torch.compile(netG), torch.compile(netD)
+    plainD = netD if run.world == 1 else (torch.compile(model.discriminator) if config.compile else model.discriminator)
     names = ("d_loss", "g_loss", "d_real", "d_fake", "g_grad_norm")
     pending: Dict[str, List[torch.Tensor]] = {n: [] for n in names}
 
@@ -496,22 +579,32 @@ def train_gan(
         for x in run.batches:
             batch_index += 1
             n = x.shape[0]
-            # (1) discriminator: ascend log D(x) + log(1 - D(G(z))) on a real batch and a detached fake batch
-            z = torch.randn(n, model.latent_dim, device=run.device)
-            with run.autocast:
-                fake = netG(z)
-                real_logits, fake_logits = netD(x), netD(fake.detach())
-                d_loss = discriminator_loss(real_logits.float(), fake_logits.float())
+            x = run.shard(x)
+            # (1) discriminator: ascend log D(x) + log(1 - D(G(z))) on a real batch and a batch of fakes.
+            # The two terms of discriminator_loss are back-propagated one after the other (under DDP the
+            # first with no_sync, so the summed gradient is averaged across ranks once).
+            z = run.shard(torch.randn(n, model.latent_dim, device=run.device))
+            with torch.no_grad(), run.autocast:
+                fake = model.generator(z)
             opt_d.zero_grad(set_to_none=True)
-            d_loss.backward()
+            with run.no_sync(netD):
+                with run.autocast:
+                    real_logits = netD(x)
+                loss_real = F.softplus(-real_logits.float()).mean()  # -log D(x)
+                loss_real.backward()
+            with run.autocast:
+                fake_logits = netD(fake)
+            loss_fake = F.softplus(fake_logits.float()).mean()  # -log(1 - D(G(z)))
+            loss_fake.backward()
             opt_d.step()
+            d_loss = loss_real.detach() + loss_fake.detach()  # = discriminator_loss(real_logits, fake_logits)
             if batch_index % config.d_steps:
                 bar.update()
                 continue
             # (2) generator, once every d_steps discriminator steps, on fresh noise
-            z = torch.randn(n, model.latent_dim, device=run.device)
+            z = run.shard(torch.randn(n, model.latent_dim, device=run.device))
             with run.autocast:
-                g_logits = netD(netG(z)).float()
+                g_logits = plainD(netG(z)).float()
                 g_loss = generator_loss(g_logits, kind=config.loss)
             opt_g.zero_grad(set_to_none=True)
             g_loss.backward()
@@ -520,7 +613,7 @@ def train_gan(
             run.step += 1
             for name, value in zip(
                 names,
-                (d_loss.detach(), g_loss.detach(), torch.sigmoid(real_logits.detach().float()).mean(),
+                (d_loss, g_loss.detach(), torch.sigmoid(real_logits.detach().float()).mean(),
                  torch.sigmoid(g_logits.detach()).mean(), grad_norm),
             ):
                 pending[name].append(value)

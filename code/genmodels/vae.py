@@ -214,14 +214,19 @@ class VAE(nn.Module):
         return logits.reshape(*lead, *IMAGE_SHAPE)
 
     # --- the objective ---------------------------------------------------------------------
-    def elbo(self, x: torch.Tensor, *, return_parts: bool = False):
+    def elbo(self, x: torch.Tensor, *, return_parts: bool = False, eps: Optional[torch.Tensor] = None):
         r"""Single-sample ELBO per datapoint, in nats: :math:`\log p(x\mid z) - \mathrm{KL}(q(z\mid x)\,\|\,p(z))`.
 
-        With ``return_parts=True`` returns ``(elbo, log_px_given_z, kl)``, each ``[B]``.
+        With ``return_parts=True`` returns ``(elbo, log_px_given_z, kl)``, each ``[B]``. ``eps``
+        (``[B, latent_dim]``, standard normal) fixes the noise of :math:`z = \mu + \sigma \odot \varepsilon`;
+        by default it is drawn here.
         """
         x = as_images(x)
         mu, logvar = self.encoder(x)  # (B, D) each
-        z = D.reparameterize(mu, logvar)  # (B, D)
+        if eps is None:
+            z = D.reparameterize(mu, logvar)  # (B, D)
+        else:
+            z = mu + (0.5 * logvar).exp() * eps  # (B, D): the same formula with the given noise
         logits = self.decoder(z)  # (B, 1, 28, 28)
         log_px = D.bernoulli_log_likelihood(logits.float(), x)  # (B,)
         kl = D.gaussian_kl(mu.float(), logvar.float())  # (B,)
