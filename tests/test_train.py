@@ -302,3 +302,38 @@ def test_compile_path_trains_and_matches_eager(tmp_path):
             h = gm.train_vae(vae, tiny(64), num_epochs=1, batch_size=32, compile=compiled, progress=False)
         results.append(h.steps["loss"])
     assert results[0] == pytest.approx(results[1], rel=1e-4)
+
+
+# --- a discriminator that wins outright is reported ------------------------------------------------
+
+def test_saturated_steps_counts_and_finds_the_longest_run():
+    assert gtrain.saturated_steps([0.5, 0.001, 0.002, 0.3, 0.0, 0.0, 0.0]) == (5, 3)
+    assert gtrain.saturated_steps([]) == (0, 0)
+    assert gtrain.saturated_steps([0.2] * 10) == (0, 0)
+
+
+@pytest.mark.parametrize("loss", ["saturating", "non_saturating"])
+def test_a_discriminator_that_wins_outright_is_reported_and_the_saturating_gradient_vanishes(loss):
+    """Start with a discriminator whose last bias is −40, so D(·) ≈ 4e-18 for every input: the fakes are
+    rejected outright for the whole (short) run. The history must say so; and the generator's gradient
+    norm must be ≈ 0 with the saturating loss (∂/∂a = −D(G(z))) but not with the non-saturating one
+    (∂/∂a = −(1 − D(G(z))) ≈ −1)."""
+    gm.seed_everything(0)
+    model = gm.GAN(latent_dim=8, arch="mlp", hidden_dim=16)
+    with torch.no_grad():
+        model.discriminator.head[-1].bias.fill_(-40.0)
+    with pytest.warns(RuntimeWarning, match="discriminator won outright"):
+        h = gm.train_gan(model, tiny(64), num_epochs=1, batch_size=8, loss=loss, progress=False)
+    assert h.epochs["saturated_steps"] == [8.0]
+    assert len(h.events) == 1 and "8 consecutive generator steps" in h.events[0]
+    assert ("gradient vanishes" in h.events[0]) == (loss == "saturating")
+    if loss == "saturating":
+        assert max(h.steps["g_grad_norm"]) < 1e-12
+    else:
+        assert min(h.steps["g_grad_norm"]) > 1e-3
+
+
+def test_a_healthy_gan_run_reports_no_saturation():
+    gm.seed_everything(0)
+    h = gm.train_gan(gm.GAN(latent_dim=8, arch="mlp", hidden_dim=16), tiny(64), num_epochs=1, batch_size=8, progress=False)
+    assert h.events == [] and h.epochs["saturated_steps"] == [0.0]

@@ -208,6 +208,8 @@ def _train(args) -> int:
         e = history.epochs
         print(f"epoch {len(e['seconds'])}: D loss {e['d_loss'][-1]:.3f}, G loss {e['g_loss'][-1]:.3f}, "
               f"D(x) {e['d_real'][-1]:.3f}, D(G(z)) {e['d_fake'][-1]:.3f}")
+    for event in history.events:
+        print(f"note: {event}")
     if rank == 0:
         png = gm.plotting.save_grid(history.samples[-1], out.with_suffix(".png"))
         print(f"{time.perf_counter() - start:.1f} s; checkpoint {out}; samples {png}")

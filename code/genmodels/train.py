@@ -12,6 +12,7 @@ import math
 import os
 import random
 import time
+import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
@@ -30,6 +31,7 @@ __all__ = [
     "pick_device",
     "seed_everything",
     "distributed_context",
+    "saturated_steps",
     "TrainConfig",
     "GANTrainConfig",
     "History",
@@ -159,11 +161,13 @@ class History:
     ``steps``: one value per optimizer step (per generator step for a GAN), e.g. ``steps["loss"]``.
     ``epochs``: one value per epoch, e.g. ``epochs["test_nelbo"]``, ``epochs["seconds"]``.
     ``samples``: one uint8 grid ``[num_samples, 1, 28, 28]`` per epoch, decoded from the same fixed noise.
+    ``events``: things a reader of the run must know, e.g. a GAN whose discriminator won outright.
     """
 
     steps: Dict[str, List[float]] = field(default_factory=dict)
     epochs: Dict[str, List[float]] = field(default_factory=dict)
     samples: List[torch.Tensor] = field(default_factory=list)
+    events: List[str] = field(default_factory=list)
 
     def log_steps(self, values: Dict[str, List[float]]) -> None:
         for k, v in values.items():
@@ -174,7 +178,7 @@ class History:
             self.epochs.setdefault(k, []).append(float(v))
 
     def to_dict(self) -> dict:
-        return {"steps": self.steps, "epochs": self.epochs, "samples": list(self.samples)}
+        return {"steps": self.steps, "epochs": self.epochs, "samples": list(self.samples), "events": list(self.events)}
 
     @classmethod
     def from_dict(cls, d: dict) -> "History":
@@ -182,6 +186,7 @@ class History:
             steps={k: list(v) for k, v in d.get("steps", {}).items()},
             epochs={k: list(v) for k, v in d.get("epochs", {}).items()},
             samples=list(d.get("samples", [])),
+            events=list(d.get("events", [])),
         )
 
     def __repr__(self) -> str:
@@ -523,6 +528,20 @@ def train_vae(
     return run.history
 
 
+SATURATION_LEVEL = 0.01  # mean D(G(z)) below this: the discriminator rejects the fakes outright
+SATURATION_STEPS = 50  # ...for this many consecutive generator steps (or a whole shorter epoch)
+
+
+def saturated_steps(d_fake: List[float], *, level: float = SATURATION_LEVEL) -> Tuple[int, int]:
+    """``(count, longest_run)`` of generator steps whose mean :math:`D(G(z))` is below ``level``."""
+    count = longest = run = 0
+    for value in d_fake:
+        run = run + 1 if value < level else 0
+        count += value < level
+        longest = max(longest, run)
+    return count, longest
+
+
 def _grad_norm(parameters) -> torch.Tensor:
     norms = [torch.linalg.vector_norm(p.grad.detach().float()) for p in parameters if p.grad is not None]
     return torch.linalg.vector_norm(torch.stack(norms))
@@ -549,7 +568,10 @@ def train_gan(
     -------
     History with, per generator step, ``steps["d_loss"|"g_loss"|"d_real"|"d_fake"|"g_grad_norm"]``
     (``d_real`` and ``d_fake`` are the mean of :math:`D(x)` and :math:`D(G(z))`, ``g_grad_norm`` the norm of
-    the generator's gradient), and per epoch their means and ``seconds``.
+    the generator's gradient), and per epoch their means, ``saturated_steps`` (generator steps with mean
+    :math:`D(G(z))` below ``SATURATION_LEVEL``) and ``seconds``. A discriminator that wins outright (for
+    ``SATURATION_STEPS`` consecutive generator steps, or a whole shorter epoch) is recorded in
+    ``history.events`` and raised as a ``RuntimeWarning``.
     """
     config = replace(config or GANTrainConfig(), **overrides)
     if not isinstance(config, GANTrainConfig):
@@ -626,7 +648,19 @@ def train_gan(
         run.flush(pending)
         seconds = time.perf_counter() - start
         summary = {n: float(np.mean(run.history.steps[n][first_step:])) for n in names if run.history.steps.get(n)}
-        run.history.log_epoch(**summary, seconds=seconds)
+        count, longest = saturated_steps(run.history.steps.get("d_fake", [])[first_step:])
+        steps_this_epoch = len(run.history.steps.get("d_fake", [])) - first_step
+        if steps_this_epoch and longest >= min(SATURATION_STEPS, steps_this_epoch):
+            message = (
+                f"epoch {epoch + 1}: the discriminator won outright: D(G(z)) < {SATURATION_LEVEL} for {longest} "
+                f"consecutive generator steps ({count} of {steps_this_epoch} in the epoch)"
+                + (" — with the saturating loss the generator's gradient vanishes there" if config.loss == "saturating" else "")
+            )
+            if message not in run.history.events:
+                run.history.events.append(message)
+                if run.rank == 0:
+                    warnings.warn(message, RuntimeWarning, stacklevel=2)
+        run.history.log_epoch(**summary, saturated_steps=count, seconds=seconds)
         run.history.samples.append(_to_uint8(model.sample(0, z=run.fixed_noise)))
         bar.set_postfix(d=f"{summary.get('d_loss', math.nan):.2f}", g=f"{summary.get('g_loss', math.nan):.2f}")
         bar.close()
