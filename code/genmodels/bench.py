@@ -409,7 +409,7 @@ def compare_training(
             z = torch.randn(batch_size, 100, device=device)
             step_flops = _step_flops(lambda: (d(x_probe).sum() + d(g(z).detach()).sum()).backward()) + \
                 _step_flops(lambda: d(g(z)).sum().backward())
-        entry = {"flops_per_epoch": step_flops * steps, "loops": {}}
+        entry = {"flops_per_epoch": step_flops * steps, "num_images": n, "loops": {}}
         for loop in ("genmodels", "reference"):
             median = statistics.median(times[loop])
             entry["loops"][loop] = {"epoch_s": times[loop], "median_epoch_s": median, "images_per_s": n / median,
@@ -441,18 +441,19 @@ def format_training_report(result: dict, *, data: str, markdown: bool = False) -
             nelbo = entry.get("test_nelbo", {}).get(loop)
             rows.append([
                 MODEL_TITLES.get(name, name), "genmodels engine" if loop == "genmodels" else "reference loop",
+                f"{entry.get('num_images', result['num_images']):,}",
                 f"{e['median_epoch_s']:.3f} [{min(e['epoch_s']):.3f}–{max(e['epoch_s']):.3f}]",
                 f"{e['images_per_s']:,.0f}", f"{e['peak_memory_mib']:,.0f}",
                 f"{e['flops_per_s'] / 1e9:,.1f} ({100 * e['flops_per_s'] / peak:.1f}%)",
                 f"{nelbo:.2f}" if nelbo is not None else "—",
                 f"{statistics.median(ratios):.2f}× [{min(ratios):.2f}–{max(ratios):.2f}]" if loop == "genmodels" else "",
             ])
-    head = ["model", "loop", "epoch s, median [min–max]", "images/s", "peak mem MiB",
+    head = ["model", "loop", "images", "epoch s, median [min–max]", "images/s", "peak mem MiB",
             "GFLOP/s (% of peak)", "test −ELBO", "speed-up"]
     mem = "peak GPU memory allocated" if result["device"].startswith("cuda") else "peak resident memory of the process"
     notes = [
-        f"data: {data}; {result['num_images']:,} training images, batch size {result['batch_size']}; "
-        f"device: {result['device']}",
+        f"data: {data}; an epoch is one pass over the first 'images' training images; batch size "
+        f"{result['batch_size']}; device: {result['device']}",
         f"{result['repeats']} counted repetitions after one warm-up, the two loops alternating; speed-up = "
         "reference epoch time / engine epoch time, per repetition (median [min–max])",
         f"peak = measured {result['matmul_peak_dtype']} dense matmul, {peak / 1e9:,.0f} GFLOP/s; memory: {mem}; "
