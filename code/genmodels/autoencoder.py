@@ -1,0 +1,103 @@
+r"""A plain, deterministic autoencoder: the VAE's networks without the probability.
+
+The encoder maps an image to one code :math:`z = e(x)` (no mean and variance, no sampling), the decoder
+maps a code to Bernoulli logits :math:`a = d(z)`, and training minimises the reconstruction loss alone,
+
+.. math::
+
+    \ell(x) = -\log p(x \mid z = e(x)) = \sum_i \mathrm{BCE}_{\text{logits}}(a_i, x_i),
+
+the same term as in the VAE's ELBO, so the two can be compared like for like. There is no prior over the
+codes and no KL term, which is what the latent-variables chapter is about: the model reconstructs, but it
+says nothing about which codes to decode when generating.
+
+The decoder is the VAE's :class:`~genmodels.vae.MLPDecoder`; the encoder is the same MLP with a single
+head of ``latent_dim`` outputs.
+"""
+from __future__ import annotations
+
+from typing import List, Optional, Union
+
+import torch
+from torch import nn
+
+from . import distributions as D
+from .data import DeviceBatches
+from .vae import NUM_PIXELS, MLPDecoder, as_images
+
+__all__ = ["Autoencoder", "train_autoencoder"]
+
+
+class Autoencoder(nn.Module):
+    """784 → ``hidden_dim`` (ReLU) → ``latent_dim`` → ``hidden_dim`` (ReLU) → 784 logits.
+
+    ``forward(x)`` returns the loss to minimise: the Bernoulli reconstruction loss in nats per image,
+    averaged over the batch.
+    """
+
+    def __init__(self, latent_dim: int = 2, hidden_dim: int = 400):
+        super().__init__()
+        for name, value in (("latent_dim", latent_dim), ("hidden_dim", hidden_dim)):
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        self.latent_dim, self.hidden_dim = latent_dim, hidden_dim
+        self.encoder = nn.Sequential(
+            nn.Flatten(),  # (B, 784)
+            nn.Linear(NUM_PIXELS, hidden_dim),  # (B, H)
+            nn.ReLU(),
+            nn.Linear(hidden_dim, latent_dim),  # (B, D): the code itself
+        )
+        self.decoder = MLPDecoder(latent_dim, hidden_dim)  # (B, D) -> (B, 1, 28, 28) logits
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """The code :math:`z = e(x)`, ``[B, latent_dim]``; the same ``x`` always gives the same ``z``."""
+        return self.encoder(as_images(x))
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Logits ``[B, 1, 28, 28]``."""
+        return self.decoder(z)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = as_images(x)
+        return -D.bernoulli_log_likelihood(self.decode(self.encode(x)), x).mean()
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """:math:`\\sigma(d(e(x)))`, ``[B, 1, 28, 28]`` in [0, 1]."""
+        return torch.sigmoid(self.decode(self.encode(x)))
+
+
+def train_autoencoder(
+    model: Autoencoder,
+    images: torch.Tensor,
+    *,
+    num_epochs: int = 10,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    pixels: str = "dynamic",
+    seed: int = 0,
+    device: Union[str, torch.device, None] = None,
+) -> List[float]:
+    """Minimise the reconstruction loss with Adam; returns the mean training loss of each epoch (nats per image).
+
+    ``images`` are uint8 ``[N, 28, 28]`` (or an ``(images, labels)`` pair); the batches are made on the
+    device by :class:`~genmodels.data.DeviceBatches` with the given pixel model and ``seed``.
+    """
+    if isinstance(images, (tuple, list)):
+        images = images[0]
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    model.to(device).train()
+    batches = DeviceBatches(images, batch_size=batch_size, pixels=pixels, device=device, seed=seed)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    losses: List[float] = []
+    for _ in range(num_epochs):
+        total: Optional[torch.Tensor] = None
+        for x in batches:
+            loss = model(x)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total = loss.detach() * len(x) if total is None else total + loss.detach() * len(x)
+        losses.append(float(total) / batches.num_images)
+    model.eval()
+    return losses
