@@ -55,3 +55,18 @@ from .train import (  # noqa: E402
     train_vae,
 )
 from .plotting import image_grid, show_images  # noqa: E402
+from .metrics import (  # noqa: E402
+    ClassifierConfig,
+    MNISTClassifier,
+    class_histogram,
+    classes_covered,
+    evaluate_classifier,
+    frechet_classifier_distance,
+    frechet_distance,
+    kl_to_uniform,
+    load_classifier,
+    mode_coverage,
+    train_classifier,
+)
+from .autoencoder import Autoencoder, train_autoencoder  # noqa: E402
+from . import estimators  # noqa: E402

@@ -99,6 +99,7 @@ def save_checkpoint(path: PathLike, model: nn.Module, **state: Any) -> Path:
             torch.save(payload, f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a checkpoint is meant to be shared like any file
         os.replace(tmp, path)
     except BaseException:
         try:
