@@ -103,7 +103,7 @@ def test_help_explains_every_option():
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
     family = next(a for a in sub.choices["train"]._actions if a.dest == "family")
-    for p in [*family.choices.values(), *(sub.choices[c] for c in ("sample", "eval", "bench", "bench-data", "train-classifier"))]:
+    for p in [*family.choices.values(), *(sub.choices[c] for c in ("sample", "eval", "bench", "bench-data", "train-classifier", "compare"))]:
         for action in p._actions:
             if action.option_strings and action.dest != "help":
                 assert action.help and len(action.help) > 5, (p.prog, action.dest)
@@ -120,3 +120,11 @@ def test_train_classifier_command_writes_loadable_weights(capsys):
     assert main(["train-classifier", "--epochs", "1", "--limit", "256", "--no-progress", "--out", "c.pt"]) == 0
     model = gm.load_classifier("c.pt")
     assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_compare_command_prints_the_table(capsys):
+    assert main(["compare", "--epochs", "1", "--samples", "64", "--vae-arch", "mlp", "--device", "cpu",
+                 "--markdown", "--out", "table.md"]) == 0
+    out = capsys.readouterr().out
+    assert "FCD" in out and "not available" in out
+    assert "FCD" in open("table.md").read()
