@@ -404,17 +404,31 @@ def compare_training(
         if name == "vae":
             probe = last["genmodels"]
             step_flops = _step_flops(lambda: (-probe.elbo(x_probe).mean()).backward())
+            flops = {"genmodels": step_flops, "reference": step_flops}
         else:
             g, d = last["genmodels"].generator, last["genmodels"].discriminator
             z = torch.randn(batch_size, 100, device=device)
-            step_flops = _step_flops(lambda: (d(x_probe).sum() + d(g(z).detach()).sum()).backward()) + \
-                _step_flops(lambda: d(g(z)).sum().backward())
-        entry = {"flops_per_epoch": step_flops * steps, "num_images": n, "loops": {}}
+
+            def engine_step():  # fakes without gradient for D, then fresh noise for G (Algorithm 1)
+                with torch.no_grad():
+                    fake = g(z)
+                d(x_probe).sum().backward()
+                d(fake).sum().backward()
+                d(g(z)).sum().backward()
+
+            def reference_step():  # pytorch/examples: one generator pass, its fakes reused for G's step
+                fake = g(z)
+                d(x_probe).sum().backward()
+                d(fake.detach()).sum().backward()
+                d(fake).sum().backward()
+
+            flops = {"genmodels": _step_flops(engine_step), "reference": _step_flops(reference_step)}
+        entry = {"flops_per_epoch": flops["genmodels"] * steps, "num_images": n, "loops": {}}
         for loop in ("genmodels", "reference"):
             median = statistics.median(times[loop])
             entry["loops"][loop] = {"epoch_s": times[loop], "median_epoch_s": median, "images_per_s": n / median,
                                     "peak_memory_mib": memory[loop],
-                                    "flops_per_s": step_flops * steps / median}
+                                    "flops_per_s": flops[loop] * steps / median}
         entry["ratios"] = [r / e for r, e in zip(times["reference"], times["genmodels"])]
         if name == "vae":
             test = test_images
