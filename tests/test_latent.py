@@ -1,0 +1,179 @@
+"""genmodels.latent: codes of a dataset, active units, the quantile grid, draws from p(x|z), neighbour averages.
+
+Each test computes the expected value another way: the encoder called on the whole set at once, the
+standard library's inverse normal CDF, a variance computed by hand, a brute-force nearest-neighbour search.
+"""
+import statistics
+
+import pytest
+import torch
+from torch import nn
+
+import genmodels as gm
+from genmodels import latent
+from genmodels.train import EVAL_SEED
+
+
+def uint8_images(n=37, seed=0):
+    return torch.randint(0, 256, (n, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(seed))
+
+
+def small_vae(latent_dim=3, seed=0):
+    torch.manual_seed(seed)
+    return gm.VAE(latent_dim=latent_dim, arch="mlp", hidden_dim=16)
+
+
+# --- encode_dataset ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("batch_size", [1, 5, 37, 1000])
+def test_encode_dataset_matches_one_call_on_the_evaluation_binarization(batch_size):
+    vae = small_vae()
+    x = uint8_images()
+    binary = gm.static_binarize(x, seed=EVAL_SEED).float().unsqueeze(1)  # the evaluation's fixed draw
+    with torch.no_grad():
+        mu_ref, logvar_ref = vae.encode(binary)
+    mu, logvar = latent.encode_dataset(vae, x, batch_size=batch_size, return_logvar=True)
+    assert mu.shape == (37, 3) and mu.dtype == torch.float32 and mu.device.type == "cpu"
+    torch.testing.assert_close(mu, mu_ref, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(logvar, logvar_ref, rtol=1e-5, atol=1e-5)
+    assert not mu.requires_grad
+
+
+def test_encode_dataset_continuous_uses_grey_values_and_accepts_pairs():
+    vae = small_vae()
+    x = uint8_images(10)
+    labels = torch.arange(10)
+    with torch.no_grad():
+        mu_ref, _ = vae.encode(x.float().div(255).unsqueeze(1))
+    mu = latent.encode_dataset(vae, gm.ImageSet(x, labels), pixels="continuous", batch_size=3)
+    torch.testing.assert_close(mu, mu_ref, rtol=1e-5, atol=1e-5)
+
+
+def test_encode_dataset_leaves_the_training_mode_alone():
+    vae = small_vae()
+    vae.train()
+    latent.encode_dataset(vae, uint8_images(4))
+    assert vae.training
+    vae.eval()
+    latent.encode_dataset(vae, uint8_images(4))
+    assert not vae.training
+    with pytest.raises(ValueError):
+        latent.encode_dataset(vae, uint8_images(4), batch_size=0)
+
+
+# --- active units -------------------------------------------------------------------------------------
+
+class _FixedEncoder(nn.Module):
+    """mu_j(x) = scale_j * (mean grey level of x), logvar = 0: A_j is scale_j^2 times the variance of the mean."""
+
+    def __init__(self, scales):
+        super().__init__()
+        self.register_buffer("scales", torch.tensor(scales))
+
+    def forward(self, x):
+        m = x.flatten(1).mean(1, keepdim=True)  # (B, 1)
+        mu = m * self.scales  # (B, D)
+        return mu, torch.zeros_like(mu)
+
+
+def test_latent_activity_is_the_variance_of_the_posterior_mean():
+    scales = [0.0, 0.01, 1.0, 100.0]
+    vae = gm.VAE(latent_dim=4, hidden_dim=8)
+    vae.encoder = _FixedEncoder(scales)
+    x = uint8_images(50, seed=3)
+    grey = x.double().div(255).flatten(1).mean(1)
+    expected = torch.tensor([s**2 * statistics.pvariance(grey.tolist()) for s in scales], dtype=torch.float64)
+    activity = latent.latent_activity(vae, x, pixels="continuous", batch_size=7)
+    torch.testing.assert_close(activity.double(), expected, rtol=1e-4, atol=1e-12)
+    # the variance of the mean grey level of uniform random pixels is about 1/12/784 ~ 1e-4:
+    # A = (0, 1e-8, 1e-4, 1) roughly, so only the last unit passes 0.01, and all but the first pass 1e-9
+    assert latent.active_units(vae, x, pixels="continuous") == int((expected > 0.01).sum()) == 1
+    assert latent.active_units(vae, x, pixels="continuous", threshold=1e-9) == 3
+    with pytest.raises(ValueError):
+        latent.active_units(vae, x, threshold=0)
+
+
+def test_kl_per_dimension_against_torch_distributions():
+    vae = small_vae(latent_dim=4)
+    x = uint8_images(30, seed=5)
+    mu, logvar = latent.encode_dataset(vae, x, return_logvar=True)
+    q = torch.distributions.Normal(mu.double(), (0.5 * logvar.double()).exp())
+    p = torch.distributions.Normal(torch.zeros(()).double(), torch.ones(()).double())
+    expected = torch.distributions.kl_divergence(q, p).mean(0)  # (4,)
+    per_dim = latent.kl_per_dimension(vae, x, batch_size=8)
+    assert per_dim.shape == (4,) and (per_dim >= 0).all()
+    torch.testing.assert_close(per_dim.double(), expected, rtol=1e-5, atol=1e-6)
+    # the entries add up to the KL term that the ELBO uses, averaged over the same binary images
+    binary = gm.static_binarize(x, seed=EVAL_SEED).float().unsqueeze(1)
+    with torch.no_grad():
+        _, _, kl = vae.elbo(binary, return_parts=True)
+    torch.testing.assert_close(per_dim.sum(), kl.mean(), rtol=1e-4, atol=1e-4)
+
+
+# --- the quantile grid and the decoded manifold -------------------------------------------------------
+
+def test_gaussian_grid_uses_normal_quantiles_and_image_orientation():
+    n, span = 5, 0.8
+    grid = latent.gaussian_grid(n, span=span)
+    assert grid.shape == (n, n, 2)
+    probs = [0.1 + 0.8 * i / (n - 1) for i in range(n)]
+    q = torch.tensor([statistics.NormalDist().inv_cdf(p) for p in probs])
+    for i in range(n):
+        for j in range(n):
+            # row i from the top has z2 = q[n-1-i]; column j has z1 = q[j]
+            torch.testing.assert_close(grid[i, j], torch.stack([q[j], q[n - 1 - i]]).float(), rtol=0, atol=1e-6)
+    assert grid[0, 0, 1] > 0 > grid[-1, 0, 1]  # top row is high z2
+    assert grid[0, 0, 0] < 0 < grid[0, -1, 0]  # left column is low z1
+    torch.testing.assert_close(grid[n // 2, n // 2], torch.zeros(2))  # odd n: the prior's median in the middle
+    for bad in (dict(n=1), dict(n=3, span=1.0), dict(n=3, span=0.0)):
+        with pytest.raises(ValueError):
+            latent.gaussian_grid(**bad)
+
+
+def test_latent_grid_decodes_each_grid_point():
+    vae = small_vae(latent_dim=2)
+    images, z = latent.latent_grid(vae, n=4, span=0.5)
+    assert images.shape == (16, 1, 28, 28) and z.shape == (16, 2)
+    torch.testing.assert_close(z, latent.gaussian_grid(4, span=0.5).reshape(16, 2))
+    with torch.no_grad():
+        expected = torch.sigmoid(vae.decoder(z))
+    torch.testing.assert_close(images, expected, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="latent_dim=3"):
+        latent.latent_grid(small_vae(latent_dim=3))
+
+
+# --- draws from the likelihood ------------------------------------------------------------------------
+
+def test_draws_are_binary_and_average_to_the_means():
+    vae = small_vae(latent_dim=2)
+    z = torch.zeros(1, 2)
+    means, draws = latent.draw_from_likelihood(vae, z.expand(4000, 2), generator=torch.Generator().manual_seed(0))
+    assert means.shape == draws.shape == (4000, 1, 28, 28)
+    assert set(draws.unique().tolist()) <= {0.0, 1.0}
+    with torch.no_grad():
+        p = torch.sigmoid(vae.decoder(z))[0]
+    torch.testing.assert_close(means[0], p)
+    # each pixel's frequency of ones is within 5 standard errors of its probability
+    se = (p * (1 - p) / 4000).sqrt()
+    assert ((draws.mean(0) - p).abs() <= 5 * se + 1e-6).all()
+    with pytest.raises(ValueError):
+        latent.draw_from_likelihood(vae, torch.zeros(1, 3))
+
+
+# --- neighbour averages -------------------------------------------------------------------------------
+
+def test_neighbour_average_matches_a_brute_force_search():
+    g = torch.Generator().manual_seed(1)
+    codes = torch.randn(60, 2, generator=g)
+    x = uint8_images(60, seed=2)
+    z = torch.tensor([0.3, -0.2])
+    avg, index = latent.neighbour_average(codes, x, z, k=7)
+    by_distance = sorted(range(60), key=lambda i: float(((codes[i] - z) ** 2).sum()))[:7]
+    assert index.tolist() == by_distance
+    expected = sum(x[i].double() / 255 for i in by_distance) / 7
+    torch.testing.assert_close(avg[0].double(), expected, rtol=0, atol=1e-6)
+    assert avg.shape == (1, 28, 28)
+    with pytest.raises(ValueError):
+        latent.neighbour_average(codes, x, z, k=0)
+    with pytest.raises(ValueError):
+        latent.neighbour_average(codes, x[:5], z, k=3)
