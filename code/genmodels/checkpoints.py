@@ -27,6 +27,7 @@ __all__ = [
     "FORMAT_VERSION",
     "MODEL_KINDS",
     "save_checkpoint",
+    "atomic_torch_save",
     "read_checkpoint",
     "load_checkpoint",
     "model_kind",
@@ -82,8 +83,6 @@ def save_checkpoint(path: PathLike, model: nn.Module, **state: Any) -> Path:
     Extra keys (``optimizers``, ``train_config``, ``step``, ``epoch``, ``history``, ``rng``, ``data``)
     must be tensors, numbers, strings, or lists/tuples/dicts of them.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -93,6 +92,17 @@ def save_checkpoint(path: PathLike, model: nn.Module, **state: Any) -> Path:
         "model_state": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         **state,
     }
+    path = Path(path)
+    atomic_torch_save(payload, path)
+    return path
+
+
+def atomic_torch_save(payload: Any, path: PathLike) -> None:
+    """``torch.save(payload)`` to a temporary file in the same folder, flushed to disk, then renamed over
+    ``path`` with ``os.replace`` (atomic on POSIX and Windows): readers and crashes see the old file or the
+    new one, never half of one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -115,7 +125,6 @@ def save_checkpoint(path: PathLike, model: nn.Module, **state: Any) -> Path:
             os.close(dir_fd)
     except OSError:
         pass
-    return path
 
 
 def read_checkpoint(path: PathLike, *, map_location: Union[str, torch.device] = "cpu") -> Dict[str, Any]:

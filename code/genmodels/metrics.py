@@ -25,7 +25,6 @@ import copy
 import functools
 import math
 import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -37,7 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import __version__
-from .checkpoints import CheckpointError
+from .checkpoints import CheckpointError, atomic_torch_save
 from .data import DeviceBatches, load_mnist, to_float
 from .train import pick_device, seed_everything
 
@@ -335,26 +334,6 @@ def evaluate_classifier(
 # ----------------------------------------------------------------------------------------------
 
 
-def _atomic_save(payload: Dict[str, Any], path: Path) -> None:
-    """``torch.save`` to a temporary file in the same folder, fsync, then ``os.replace`` (atomic), as in
-    :func:`genmodels.checkpoints.save_checkpoint`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o644)  # mkstemp makes the file private (0600); weights are meant to be shared
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
 def _plain(value: Any, key: str) -> Any:
     """``value`` as the plain types ``torch.load(weights_only=True)`` accepts (``torch.__version__`` is a
     ``str`` subclass that it refuses, for one)."""
@@ -392,7 +371,7 @@ def save_classifier(path: PathLike, model: MNISTClassifier, **metadata: Any) -> 
         "model_state": state,
         **{key: _plain(value, key) for key, value in metadata.items()},
     }
-    _atomic_save(payload, path)
+    atomic_torch_save(payload, path)
     return path
 
 
