@@ -69,4 +69,4 @@ from .metrics import (  # noqa: E402
     train_classifier,
 )
 from .autoencoder import Autoencoder, train_autoencoder  # noqa: E402
-from . import compare, estimators, latent, toy_gans  # noqa: E402
+from . import compare, estimators, latent, toy_gans, widgets, zoo  # noqa: E402

@@ -1,4 +1,4 @@
-"""The command line: ``python -m genmodels train|sample|eval|bench-data``.
+"""The command line: ``python -m genmodels train|sample|eval|bench|bench-data|compare|train-classifier|zoo``.
 
 Every option is explained by ``--help``. Errors in options, data or checkpoints end with one line
 ``error: ...`` that says what was wrong and what to do, and exit status 2.
@@ -184,6 +184,30 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--batch-size", type=_positive_int, default=128, help="images per batch (default: %(default)s)")
     bench.add_argument("--device", default="auto", help="device for the resident batches (default: %(default)s)")
     _add_data_options(bench)
+
+    zp = sub.add_parser("zoo", help="the trained models behind the widgets: list, verify, train, time",
+                        description="The set of small trained models the widgets load by name (VAEs vae-d2 ... "
+                                    "vae-d64, DCGANs gan-d2 ... gan-d64), each listed with its sha256 in a manifest.")
+    zsub = zp.add_subparsers(dest="action", required=True, metavar="ACTION")
+    zsub.add_parser("list", help="every model: where it is found (shipped, cache or missing), size, numbers")
+    zsub.add_parser("verify", help="check every model found against its manifest's sha256; exit 1 on a mismatch")
+    zt = zsub.add_parser("train", help="train models of the set and write them with a manifest",
+                         description="Train models of the set from scratch, write float16 checkpoints and update "
+                                     "the manifest in --out. The shipped set was made with "
+                                     "`python -m genmodels zoo train --budget full --out code/genmodels/weights/zoo`.")
+    zt.add_argument("--only", nargs="+", metavar="NAME", help="train only these models (default: all)")
+    zt.add_argument("--budget", choices=("quick", "full"), default="full",
+                    help="quick: a few epochs (minutes on a CPU for the set); full: the published set (default: %(default)s)")
+    zt.add_argument("--out", metavar="DIR", help="folder for the checkpoints and manifest.json (default: the user cache)")
+    zt.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: %(default)s)")
+    zt.add_argument("--seed", type=_non_negative_int, default=0, help="seed of every model (default: %(default)s)")
+    zt.add_argument("--no-progress", action="store_true", help="no progress bars")
+    _add_data_options(zt)
+    ztime = zsub.add_parser("time", help="time the live widgets on this machine: first sample, then slider moves",
+                            description="Build each live widget from the models of the set (training any that is "
+                                        "missing first) and time its first picture and its updates.")
+    ztime.add_argument("--moves", type=_positive_int, default=10, help="slider moves timed per widget (default: %(default)s)")
+    _add_data_options(ztime)
     return parser
 
 
@@ -384,6 +408,55 @@ def _bench_data(args) -> int:
     return 0
 
 
+def _zoo(args) -> int:
+    from genmodels import zoo
+
+    if args.action == "list":
+        total = 0
+        for name in zoo.names():
+            entry = zoo.find(name)
+            if entry is None:
+                print(f"{name:8s}  missing (trained into {zoo.cache_dir()} on first use)")
+                continue
+            total += entry["bytes"]
+            where = "shipped" if Path(entry["path"]).parent == zoo.SHIPPED_DIR else "cache"
+            m = entry["metrics"]
+            numbers = (f"test -ELBO {m['test_nelbo']:.1f} (recon {m['test_recon']:.1f} + KL {m['test_kl']:.1f})"
+                       if "test_nelbo" in m else f"FCD {m['fcd']:.0f}, {m['classes_covered']}/10 classes")
+            print(f"{name:8s}  {where:7s}  {entry['bytes'] / 1e6:.2f} MB  {entry['budget']}, {entry['epochs']} epochs  {numbers}")
+        print(f"total {total / 1e6:.2f} MB")
+        return 0
+    if args.action == "verify":
+        bad = 0
+        for name in zoo.names():
+            entry = zoo.find(name)
+            if entry is None:
+                print(f"{name}: missing")
+                continue
+            actual = zoo.sha256_of(entry["path"])
+            ok = actual == entry["sha256"]
+            bad += not ok
+            print(f"{name}: {'ok' if ok else 'MISMATCH'} {actual[:16]}... {entry['path']}")
+        return 1 if bad else 0
+    if args.action == "train":
+        train_set = _load(args, "train")
+        test_set = _load(args, "test")
+        out = Path(args.out) if args.out else zoo.cache_dir()
+        written = zoo.train(args.only, out_dir=out, budget=args.budget, device=args.device, seed=args.seed,
+                            progress=not args.no_progress, data=train_set, test_data=test_set,
+                            content_addressed=args.out is None)
+        for name, entry in written.items():
+            print(f"{name}: {entry['file']} {entry['bytes'] / 1e6:.2f} MB sha256 {entry['sha256'][:16]}... "
+                  f"in {entry['train_seconds']:.0f} s; {entry['metrics']}")
+        print(f"manifest: {out / zoo.MANIFEST}")
+        return 0
+    from genmodels.widgets import time_widgets
+
+    for line in time_widgets(moves=args.moves, test_data=_load(args, "test", verbose=False)):
+        print(line)
+    return 0
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -391,7 +464,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     from genmodels.data import DataError
 
     handlers = {"train": _train, "sample": _sample, "eval": _eval, "bench": _bench, "bench-data": _bench_data,
-                "train-classifier": _train_classifier, "compare": _compare}
+                "train-classifier": _train_classifier, "compare": _compare, "zoo": _zoo}
     try:
         return handlers[args.command](args)
     except (DataError, CheckpointError, ValueError) as err:

@@ -1,0 +1,372 @@
+"""The trained models behind the book's widgets: loaded by name, verified by hash, trained when missing.
+
+The set ("the zoo") is one fully connected VAE for each latent size in :data:`LATENT_SIZES` (``vae-d2`` is
+also the 2-D VAE of the latent navigator) and one DCGAN for each noise size (``gan-d2`` ... ``gan-d64``).
+Every file is an ordinary genmodels checkpoint (``gm.load_checkpoint`` and ``python -m genmodels sample``
+read it) holding float16 weights only, listed with its sha256 in a ``manifest.json`` beside it.
+
+:func:`load` looks for a model
+
+1. in the set shipped inside the package (``genmodels/weights/zoo``), made by
+   ``python -m genmodels zoo train --budget full --out code/genmodels/weights/zoo``;
+2. in the user cache (``$GENMODELS_CACHE/zoo``, default ``~/.cache/genmodels/zoo``);
+3. and otherwise trains it (the quick budget on a CPU, the full budget on a GPU), with a progress bar, and
+   stores it in the cache for next time.
+
+A file whose sha256 differs from its manifest entry is refused with :class:`ZooError`, never loaded.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Optional, Union
+
+import torch
+from torch import nn
+
+from . import __version__
+from .checkpoints import CheckpointError, load_checkpoint, save_checkpoint
+
+__all__ = [
+    "LATENT_SIZES",
+    "BUDGETS",
+    "ZooError",
+    "ZooSpec",
+    "SPECS",
+    "SHIPPED_DIR",
+    "names",
+    "spec",
+    "cache_dir",
+    "sha256_of",
+    "read_manifest",
+    "find",
+    "load",
+    "train",
+]
+
+LATENT_SIZES = (2, 4, 8, 16, 32, 64)
+BUDGETS = ("quick", "full")
+MANIFEST = "manifest.json"
+FORMAT = "genmodels-zoo"
+SHIPPED_DIR = Path(__file__).resolve().parent / "weights" / "zoo"
+
+PathLike = Union[str, os.PathLike]
+
+
+class ZooError(CheckpointError):
+    """A zoo model that cannot be used: unknown name, a file that fails its hash, a broken manifest."""
+
+
+@dataclass(frozen=True)
+class ZooSpec:
+    """How one model of the set is built and trained.
+
+    ``epochs`` maps a budget to the number of passes over the training set; the rest is the model's
+    config. VAEs: 784-``hidden_dim``-``latent_dim`` MLP, dynamically binarized pixels, Adam 1e-3, batch 128.
+    GANs: DCGAN with ``channels`` feature maps at 14×14, non-saturating loss, Adam 2e-4 (0.5, 0.999), batch 128.
+    """
+
+    name: str
+    kind: str
+    model_config: Dict[str, Any]
+    epochs: Dict[str, int]
+
+    def build(self) -> nn.Module:
+        from .checkpoints import build_model
+
+        return build_model(self.kind, dict(self.model_config))
+
+
+def _specs() -> Dict[str, ZooSpec]:
+    specs = {}
+    for d in LATENT_SIZES:
+        specs[f"vae-d{d}"] = ZooSpec(
+            f"vae-d{d}", "vae", {"latent_dim": d, "arch": "mlp", "hidden_dim": 128, "channels": 32},
+            {"quick": 10, "full": 100},
+        )
+    for d in LATENT_SIZES:
+        specs[f"gan-d{d}"] = ZooSpec(
+            f"gan-d{d}", "gan",
+            {"latent_dim": d, "arch": "dcgan", "hidden_dim": 256, "channels": 32,
+             "minibatch_kernels": 0, "minibatch_kernel_dim": 5},
+            {"quick": 10, "full": 25},
+        )
+    return specs
+
+
+SPECS: Dict[str, ZooSpec] = _specs()
+
+
+def names(kind: Optional[str] = None) -> List[str]:
+    """The names of the set, e.g. ``["vae-d2", ..., "gan-d64"]``; ``kind="vae"`` or ``"gan"`` filters."""
+    return [n for n, s in SPECS.items() if kind is None or s.kind == kind]
+
+
+def spec(name: str) -> ZooSpec:
+    """The :class:`ZooSpec` of ``name``; a clear :class:`ZooError` for an unknown name."""
+    try:
+        return SPECS[name]
+    except KeyError:
+        raise ZooError(f"no model called {name!r} in the set; the names are {', '.join(SPECS)}") from None
+
+
+def cache_dir() -> Path:
+    """``$GENMODELS_CACHE/zoo`` (default ``~/.cache/genmodels/zoo``): where models trained on demand live."""
+    env = os.environ.get("GENMODELS_CACHE")
+    root = Path(env).expanduser() if env else Path.home() / ".cache" / "genmodels"
+    return root / "zoo"
+
+
+def sha256_of(path: PathLike) -> str:
+    """Hex sha256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_manifest(folder: PathLike) -> Dict[str, Dict[str, Any]]:
+    """The ``models`` of ``folder/manifest.json`` (empty when there is no manifest)."""
+    path = Path(folder) / MANIFEST
+    if not path.is_file():
+        return {}
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise ZooError(f"{path} is not readable JSON ({err}); delete it and the models it listed will be trained again") from err
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or not isinstance(manifest.get("models"), dict):
+        raise ZooError(f"{path} is not a genmodels zoo manifest (no '{FORMAT}' format marker)")
+    return manifest["models"]
+
+
+def _write_json_atomic(payload: Dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(payload, f, indent=1, sort_keys=True)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def _update_manifest(folder: Path, name: str, entry: Dict[str, Any]) -> None:
+    models = read_manifest(folder)
+    models[name] = entry
+    _write_json_atomic({"format": FORMAT, "version": 1, "models": dict(sorted(models.items()))}, folder / MANIFEST)
+
+
+def find(name: str, *, folders: Optional[Iterable[PathLike]] = None) -> Optional[Dict[str, Any]]:
+    """Where ``name`` is: its manifest entry plus ``path`` (the file), or ``None``.
+
+    Searches the shipped set, then the cache (or ``folders`` in that order). An entry whose file is
+    missing is skipped; a file that exists is returned without reading it (:func:`load` checks the hash).
+    """
+    spec(name)
+    for folder in folders if folders is not None else (SHIPPED_DIR, cache_dir()):
+        folder = Path(folder)
+        entry = read_manifest(folder).get(name)
+        if entry is None:
+            continue
+        path = folder / entry["file"]
+        if path.is_file():
+            return {**entry, "path": str(path)}
+    return None
+
+
+def _verified_load(entry: Dict[str, Any], name: str, device) -> nn.Module:
+    path = Path(entry["path"])
+    actual = sha256_of(path)
+    if actual != entry["sha256"]:
+        raise ZooError(
+            f"{path} does not match its manifest: sha256 {actual[:16]}... but the manifest lists "
+            f"{entry['sha256'][:16]}... The file is corrupt or was replaced. Delete it (or reinstall the "
+            f"package for the shipped set) and load {name!r} again: a missing model is trained anew."
+        )
+    s = spec(name)
+    model = load_checkpoint(path, map_location=device, kind=s.kind, latent_dim=s.model_config["latent_dim"])
+    model.zoo_info = {k: v for k, v in entry.items() if k != "path"} | {"name": name, "path": str(path)}
+    return model
+
+
+def load(
+    name: str,
+    *,
+    device: Union[str, torch.device] = "cpu",
+    train_if_missing: bool = True,
+    budget: Optional[str] = None,
+    progress: bool = True,
+    data=None,
+    test_data=None,
+) -> nn.Module:
+    """Load a model of the set by name, in eval mode, after checking its sha256 against its manifest.
+
+    Parameters
+    ----------
+    name : one of :func:`names`, e.g. ``"vae-d8"`` or ``"gan-d64"``.
+    device : where to put the model.
+    train_if_missing : when the model is neither shipped nor cached, train it (else raise :class:`ZooError`).
+    budget : ``"quick"`` or ``"full"`` for such training; default full on CUDA, quick elsewhere.
+    progress : show the training progress bar.
+    data, test_data : training and test images for such training (default ``gm.load_mnist``).
+
+    The model carries ``zoo_info``: the manifest entry (data, budget, metrics, seconds) and the file's path.
+    """
+    from .train import pick_device
+
+    device = pick_device(device)
+    entry = find(name)
+    if entry is None:
+        if not train_if_missing:
+            raise ZooError(
+                f"{name!r} is neither shipped with the package nor in the cache {cache_dir()}; "
+                f"train it with `python -m genmodels zoo train --only {name}` or load it with train_if_missing=True"
+            )
+        if budget is None:
+            budget = "full" if device.type == "cuda" else "quick"
+        train([name], out_dir=cache_dir(), budget=budget, device=device, progress=progress,
+              data=data, test_data=test_data, content_addressed=True)
+        entry = find(name, folders=[cache_dir()])
+        if entry is None:  # pragma: no cover - train() writes the entry it returns
+            raise ZooError(f"training {name!r} did not leave a model in {cache_dir()}")
+    return _verified_load(entry, name, device)
+
+
+def _half_copy(model: nn.Module) -> nn.Module:
+    """A float16 copy of the model (integer buffers such as batch-norm counters stay as they are)."""
+    return copy.deepcopy(model).cpu().half()
+
+
+def _describe(images) -> str:
+    """Which data, without file paths (an ImageSet's ``origin``), else just how many images."""
+    return getattr(images, "origin", None) or f"{len(images[0] if isinstance(images, tuple) else images):,} images"
+
+
+def _evaluate_vae(model: nn.Module, test_images) -> Dict[str, Any]:
+    """Test negative ELBO and its parts (nats per image) under the fixed evaluation binarization."""
+    from .train import evaluate_vae
+
+    x = test_images[0] if isinstance(test_images, tuple) else test_images
+    metrics = evaluate_vae(model, x)
+    return {"test_nelbo": metrics["nelbo"], "test_recon": metrics["recon"], "test_kl": metrics["kl"],
+            "test_images": len(x), "test_data": _describe(test_images)}
+
+
+def _evaluate_gan(model: nn.Module, test_images, device, n: int = 2000) -> Dict[str, Any]:
+    """Fréchet classifier distance between ``n`` samples (fixed noise) and ``n`` random test digits, and
+    the number of digit classes the shipped classifier finds in the samples (at least 2 % each)."""
+    from .metrics import class_histogram, classes_covered, frechet_classifier_distance, load_classifier
+
+    x = test_images[0] if isinstance(test_images, tuple) else test_images
+    n = min(n, len(x))
+    classifier = load_classifier(device=device)
+    g = torch.Generator(device="cpu").manual_seed(1234)
+    z = torch.randn(n, model.latent_dim, generator=g)
+    fakes = model.sample(n, z=z.to(model.device)).cpu()
+    reals = x[torch.randperm(len(x), generator=g)[:n]]
+    fcd = frechet_classifier_distance(fakes, reals, classifier=classifier)
+    hist = class_histogram(fakes, classifier=classifier)
+    return {"fcd": fcd, "fcd_images": n, "classes_covered": classes_covered(hist), "test_data": _describe(test_images)}
+
+
+def train(
+    names_: Optional[Iterable[str]] = None,
+    *,
+    out_dir: PathLike,
+    budget: str = "full",
+    device: Union[str, torch.device] = "auto",
+    progress: bool = True,
+    data=None,
+    test_data=None,
+    seed: int = 0,
+    content_addressed: bool = False,
+) -> Dict[str, Dict[str, Any]]:
+    """Train models of the set and write each, with float16 weights, and its manifest entry to ``out_dir``.
+
+    Each model is seeded with ``seed``, trained from scratch, rounded to float16, evaluated (VAEs: test
+    negative ELBO with its parts; GANs: Fréchet classifier distance to test digits and classes covered),
+    and written atomically; then its manifest entry (file, sha256, size, config, data, budget, epochs,
+    device, seconds, metrics) replaces the old one. ``content_addressed`` names files ``NAME.SHA12.pt``
+    (the cache does, so two processes training the same model cannot leave a manifest that lists the
+    other's file). Returns the new entries.
+    """
+    from .data import load_mnist
+    from .train import pick_device, seed_everything, train_gan, train_vae
+
+    if budget not in BUDGETS:
+        raise ValueError(f"budget must be one of {BUDGETS}, got {budget!r}")
+    selected = list(names_) if names_ is not None else names()
+    for n in selected:
+        spec(n)
+    out_dir = Path(out_dir)
+    device = pick_device(device)
+    data = data if data is not None else load_mnist(split="train")
+    test_data = test_data if test_data is not None else load_mnist(split="test")
+    written = {}
+    for name in selected:
+        s = spec(name)
+        epochs = s.epochs[budget]
+        seed_everything(seed)
+        model = s.build()
+        start = time.perf_counter()
+        if progress:
+            print(f"training {name} ({budget} budget: {epochs} epochs on {device})", flush=True)
+        if s.kind == "vae":
+            train_vae(model, data, num_epochs=epochs, seed=seed, device=str(device), progress=progress)
+        else:
+            train_gan(model, data, num_epochs=epochs, seed=seed, device=str(device), progress=progress)
+        seconds = time.perf_counter() - start
+        small = _half_copy(model)
+        # Measure what is shipped: the float16 weights, back in float32 for the arithmetic.
+        evaluated = s.build()
+        evaluated.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in small.state_dict().items()})
+        evaluated.to(device).eval()
+        metrics = _evaluate_vae(evaluated, test_data) if s.kind == "vae" else _evaluate_gan(evaluated, test_data, device)
+        # The cache writes under a name of this process first, then renames to the content's hash.
+        path = out_dir / (f".{name}.{os.getpid()}.pt" if content_addressed else f"{name}.pt")
+        save_checkpoint(path, small, data_source=_describe(data), zoo_name=name)
+        digest = sha256_of(path)
+        if content_addressed:
+            final = out_dir / f"{name}.{digest[:12]}.pt"
+            os.replace(path, final)
+            path = final
+        old = read_manifest(out_dir).get(name)
+        entry = {
+            "file": path.name,
+            "sha256": digest,
+            "bytes": path.stat().st_size,
+            "kind": s.kind,
+            "model_config": dict(s.model_config),
+            "budget": budget,
+            "epochs": epochs,
+            "seed": seed,
+            "device": str(device),
+            "train_seconds": round(seconds, 2),
+            "train_data": _describe(data),
+            "metrics": metrics,
+            "package_version": __version__,
+            "torch_version": torch.__version__.split("+")[0],
+        }
+        _update_manifest(out_dir, name, entry)
+        if old is not None and old.get("file") not in (None, path.name):
+            try:
+                (out_dir / old["file"]).unlink()
+            except OSError:
+                pass
+        written[name] = entry
+    return written

@@ -1,0 +1,274 @@
+"""genmodels.widgets: one code path for live and static widgets.
+
+The frames a widget shows are compared with the model called directly (the same picture bytes, the same
+numbers as ``evaluate_vae``); the static widget's nested Stacks are checked to hold, at every position, the
+frame of the control values that position stands for, and to be jslinked to the controls' ``index``, which
+is what makes the published page switch pictures without a kernel.
+"""
+import base64
+import io
+import itertools
+import json
+import math
+import re
+from pathlib import Path
+
+import ipywidgets
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import genmodels as gm
+from genmodels import widgets as W
+from genmodels.plotting import image_grid
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def test_set():
+    mp = pytest.MonkeyPatch()
+    mp.setenv("GENMODELS_OFFLINE", "1")
+    mp.delenv("GENMODELS_DATA", raising=False)
+    x, y = gm.load_mnist("test", verbose=False)
+    mp.undo()
+    return x[:300], y[:300]
+
+
+@pytest.fixture(scope="module")
+def vaes():
+    torch.manual_seed(0)
+    return {d: gm.VAE(latent_dim=d, hidden_dim=16).eval() for d in (2, 4, 8)}
+
+
+@pytest.fixture(scope="module")
+def gans():
+    torch.manual_seed(0)
+    return {d: gm.GAN(latent_dim=d, channels=4).eval() for d in (2, 8)}
+
+
+def leaves(widget):
+    """The frame views of a static explorer, in the order of the control values' product."""
+    if isinstance(widget, ipywidgets.Stack):
+        return [leaf for child in widget.children for leaf in leaves(child)]
+    return [widget]
+
+
+def descendants(widget):
+    yield widget
+    for child in getattr(widget, "children", ()):
+        yield from descendants(child)
+
+
+def view_images(view):
+    """The PNG bytes of the pictures a frame shows, decoded from its HTML."""
+    assert isinstance(view, ipywidgets.HTML) and "gm-frame" in view._dom_classes
+    return [base64.b64decode(data) for data in re.findall(r'src="data:image/png;base64,([^"]+)"', view.value)]
+
+
+def view_text(view):
+    return re.search(r'<div class="gm-frame-text">(.*)</div>$', view.value, re.S).group(1)
+
+
+# --- pieces ----------------------------------------------------------------------------------------
+
+def test_mode_comes_from_the_argument_or_the_environment(monkeypatch):
+    monkeypatch.delenv("GENMODELS_WIDGETS", raising=False)
+    assert W.resolve_mode() == "live"
+    monkeypatch.setenv("GENMODELS_WIDGETS", "static")
+    assert W.resolve_mode() == "static" and W.resolve_mode("live") == "live"
+    monkeypatch.setenv("GENMODELS_WIDGETS", "frozen")
+    with pytest.raises(ValueError, match="GENMODELS_WIDGETS"):
+        W.resolve_mode()
+
+
+def test_png_holds_the_grid_enlarged_by_nearest_neighbour():
+    images = torch.rand(6, 1, 28, 28)
+    grid = image_grid(images, nrow=3, pad_value=0.5)
+    expected = (grid.clamp(0, 1) * 255).round().to(torch.uint8)
+    picture = Image.open(io.BytesIO(W.png(images, nrow=3, scale=3)))
+    assert picture.size == (grid.shape[1] * 3, grid.shape[0] * 3) and picture.mode == "L"
+    pixels = torch.from_numpy(np.array(picture))
+    torch.testing.assert_close(pixels[::3, ::3], expected, rtol=0, atol=0)
+    torch.testing.assert_close(pixels[2::3, 2::3], expected, rtol=0, atol=0)
+
+
+def test_controls_validate_their_options():
+    with pytest.raises(ValueError, match="no options"):
+        W.Control("a", "a", ())
+    with pytest.raises(ValueError, match="outside"):
+        W.Control("a", "a", (("x", 1),), index=1)
+
+
+# --- the explorer: one render function, two modes --------------------------------------------------
+
+def toy_render(calls):
+    def render(a, b):
+        calls.append((a, b))
+        return W.Frame([W.Panel(f"{a}{b}", f"{a}-{b}".encode())], f"a={a} b={b}")
+    return render
+
+
+def test_static_explorer_renders_every_combination_into_linked_stacks():
+    calls = []
+    controls = [W.Control("a", "A", (("one", 1), ("two", 2), ("three", 3)), index=1),
+                W.Control("b", "B", (("x", "x"), ("y", "y")), kind="toggle")]
+    e = W.Explorer(controls, toy_render(calls), mode="static", name="toy")
+    assert sorted(calls) == sorted(itertools.product((1, 2, 3), ("x", "y")))
+    outer = e.widget.children[-1]
+    assert isinstance(outer, ipywidgets.Stack) and outer.selected_index == 1
+    views = leaves(outer)
+    for view, (a, b) in zip(views, itertools.product((1, 2, 3), ("x", "y"))):
+        assert view_images(view) == [f"{a}-{b}".encode()] and view_text(view) == f"a={a} b={b}"
+    # one link per Stack: the outer one to control a, each inner one to control b
+    assert len(e.links) == 4
+    for link in e.links:
+        source, target = link.source, link.target
+        assert source[1] == "index" and target[1] == "selected_index" and isinstance(target[0], ipywidgets.Stack)
+    assert [l.source[0] for l in e.links].count(e.controls["b"]) == 3
+    assert [l.source[0] for l in e.links].count(e.controls["a"]) == 1
+    assert {"gm-widget", "gm-toy"} <= set(e.widget._dom_classes)
+
+
+def test_static_widget_state_serializes_with_stacks_and_links():
+    e = W.Explorer([W.Control("a", "A", (("1", 1), ("2", 2)))], lambda a: W.Frame([W.Panel("p", bytes([a]))]), mode="static")
+    state = ipywidgets.Widget.get_manager_state(widgets=None)["state"]
+    names = {m["model_name"] for m in state.values()}
+    assert {"StackModel", "LinkModel", "SelectionSliderModel", "HTMLModel"} <= names
+    link = state[e.links[0].model_id]["state"]
+    assert link["source"] == ["IPY_MODEL_" + e.controls["a"].model_id, "index"]
+    assert link["target"][1] == "selected_index"
+
+
+def test_live_explorer_renders_once_then_on_every_move():
+    calls = []
+    controls = [W.Control("a", "A", (("one", 1), ("two", 2))), W.Control("b", "B", (("x", "x"), ("y", "y")))]
+    e = W.Explorer(controls, toy_render(calls), mode="live")
+    assert calls == [(1, "x")] and not e.links
+    e.controls["b"].index = 1
+    e.controls["a"].index = 1
+    assert calls == [(1, "x"), (1, "y"), (2, "y")]
+    assert view_images(e._view.box) == [b"2-y"] and view_text(e._view.box) == "a=2 b=y"
+
+
+# --- the four widgets ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("mode", ["live", "static"])
+def test_vae_latent_size_explorer_shows_the_models_own_samples_and_bound(mode, vaes, test_set):
+    e = W.latent_size_explorer("vae", sizes=(2, 4, 8), models=vaes, test_data=test_set, mode=mode, n_eval=200)
+    views = leaves(e.widget.children[-1]) if mode == "static" else [e._view.box]
+    sizes = (2, 4, 8) if mode == "static" else (8,)  # the slider starts at the third size
+    assert len(views) == len(sizes)
+    x, y = test_set
+    digits = x[[int((y == c).nonzero()[0]) for c in range(8)]]
+    for view, d in zip(views, sizes):
+        vae = vaes[d]
+        samples, recon = view_images(view)
+        z = torch.randn(32, d, generator=torch.Generator().manual_seed(0))
+        assert samples == W.png(vae.sample(32, z=z), nrow=8)
+        binary = gm.train.eval_images(digits, "dynamic")
+        assert recon == W.png(torch.cat([binary, vae.reconstruct(binary)]), nrow=8)
+        m = gm.evaluate_vae(vae, x[:200])
+        text = view_text(view)
+        assert f"latent size <b>{d}</b>" in text
+        assert f"<b>{m['nelbo']:.1f}</b> nats" in text and f"reconstruction {m['recon']:.1f} + KL {m['kl']:.1f}" in text
+
+
+def test_gan_noise_size_explorer_uses_recorded_numbers_or_measures_them(gans, test_set):
+    gans[2].zoo_info = {"metrics": {"fcd": 123.4, "fcd_images": 2000, "classes_covered": 7, "test_data": "somewhere"}}
+    try:
+        e = W.latent_size_explorer("gan", sizes=(2, 8), models=gans, test_data=test_set, mode="static")
+    finally:
+        del gans[2].zoo_info
+    first, second = leaves(e.widget.children[-1])
+    assert "<b>123</b>" in view_text(first) and "7 of 10" in view_text(first)
+    z = torch.randn(32, 8, generator=torch.Generator().manual_seed(0))
+    assert view_images(second) == [W.png(gans[8].sample(32, z=z), nrow=8)]
+    fcd = float(re.search(r"distance <b>([0-9.]+)</b>", view_text(second)).group(1))
+    assert math.isfinite(fcd) and fcd > 0
+
+
+@pytest.mark.parametrize("mode", ["live", "static"])
+def test_latent_navigator_decodes_the_point_the_sliders_select(mode, vaes, test_set):
+    e = W.latent_navigator(vaes[2], steps=5, span=2.0, test_data=test_set, mode=mode)
+    grid = torch.linspace(-2, 2, 5).tolist()
+    if mode == "static":
+        views = leaves(e.widget.children[-1].children[-1])
+        assert len(views) == 25
+        for view, (z1, z2) in zip(views, itertools.product(grid, grid)):
+            z = torch.tensor([[z1, z2]])
+            assert view_images(view) == [W.png(vaes[2].sample(1, z=z), scale=5)]
+    else:
+        e.controls["z1"].index, e.controls["z2"].index = 0, 4
+        z = torch.tensor([[grid[0], grid[4]]])
+        assert view_images(e._view.box) == [W.png(vaes[2].sample(1, z=z), scale=5)]
+        assert "z = (−2.0, +2.0)" in view_text(e._view.box)
+
+
+def test_latent_navigator_needs_a_2d_vae(vaes, test_set):
+    with pytest.raises(ValueError, match="latent_dim=2"):
+        W.latent_navigator(vaes[4], test_data=test_set)
+
+
+def test_gan_interpolation_offers_both_paths_and_reports_the_norms(gans):
+    e = W.interpolation_explorer("gan", model=gans[8], pairs=2, steps=5, mode="static")
+    views = leaves(e.widget.children[-1])
+    assert len(views) == 2 * 2 * 5
+    z = torch.randn(2, 8, generator=torch.Generator().manual_seed(0))  # noise pair 1
+    for view, (path, t) in zip(views[:10], itertools.product(("linear", "spherical"), torch.linspace(0, 1, 5).tolist())):
+        z_t = gm.latent.interpolate(z[0], z[1], t, path=path)
+        assert f"‖z_t‖ = <b>{z_t.norm():.2f}</b>" in view_text(view)
+        assert view_images(view)[0] == W.png(gans[8].sample(1, z=z_t), scale=4)
+
+
+def test_vae_interpolation_walks_between_two_test_digits_codes(vaes, test_set):
+    e = W.interpolation_explorer("vae", model=vaes[4], pairs=1, steps=3, test_data=test_set, mode="live")
+    x, y = test_set
+    a, b = int((y == 3).nonzero()[0]), int((y == 8).nonzero()[0])
+    mu = gm.latent.encode_dataset(vaes[4], x[[a, b]])
+    e.controls["t"].index = 2
+    assert view_images(e._view.box)[0] == W.png(vaes[4].sample(1, z=mu[1:2]), scale=4)
+    assert e.specs[0].options[0][0] == "test digit 3 → 8"
+
+
+def test_training_panel_trains_with_a_progress_bar_then_shows_samples(test_set):
+    x, y = test_set
+    panel = W.training_panel(data=(x[:128], y[:128]), test_data=(x[:100], y[:100]), mode="live", device="cpu")
+    panel.controls["epochs"].value = 2
+    panel.controls["latent_dim"].value = 2
+    panel.controls["train"].click()
+    bar = next(w for w in descendants(panel.widget) if isinstance(w, ipywidgets.IntProgress))
+    assert bar.value == bar.max == 2
+    picture = panel.widget.children[-1]
+    assert Image.open(io.BytesIO(picture.value)).size[0] > 0
+    assert len(panel.history.epochs["loss"]) == 2
+    assert "2 epochs" in panel.widget.children[-2].value and "test negative ELBO" in panel.widget.children[-2].value
+    panel.controls["family"].value = "saturating"
+    panel.controls["epochs"].value = 1
+    panel.train()
+    assert "D(G(z))" in panel.widget.children[-2].value and not panel.controls["train"].disabled
+
+
+def test_training_panel_in_the_static_book_is_disabled_and_says_why():
+    panel = W.training_panel(mode="static")
+    assert all(c.disabled for c in panel.controls.values())
+    assert "running Python kernel" in panel.widget.children[-2].value
+
+
+# --- the chapters store the static widgets -----------------------------------------------------------
+
+def widget_state(notebook):
+    nb = json.loads((ROOT / notebook).read_text())
+    return nb["metadata"].get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {}).get("state", {})
+
+
+@pytest.mark.parametrize("notebook,name", [("book/vae/vae-mnist.ipynb", "gm-latent-size"),
+                                           ("book/gan/dcgan-mnist.ipynb", "gm-latent-size")])
+def test_chapters_embed_a_static_latent_size_explorer(notebook, name):
+    state = widget_state(notebook)
+    boxes = [m for m in state.values() if name in m["state"].get("_dom_classes", [])]
+    assert boxes, f"{notebook} stores no {name} widget: run `make notebooks NOTEBOOKS={notebook}`"
+    links = [m["state"] for m in state.values() if m["model_name"] == "LinkModel"]
+    stacks = {k for k, m in state.items() if m["model_name"] == "StackModel"}
+    assert any(l["target"][0].removeprefix("IPY_MODEL_") in stacks and l["source"][1] == "index" for l in links)

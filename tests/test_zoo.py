@@ -1,0 +1,189 @@
+"""genmodels.zoo: the shipped set is what its manifest says, loading verifies the hash, missing models are
+trained into the cache, and every failure names the file and what to do.
+
+The shipped weights are checked against independent computations: their own sha256, the checkpoint's
+config against the spec, a VAE's test bound against the independent-pixel Bernoulli baseline, and a GAN's
+Fréchet classifier distance against an untrained generator's.
+"""
+import hashlib
+import json
+import shutil
+
+import pytest
+import torch
+
+import genmodels as gm
+from genmodels import zoo
+
+
+@pytest.fixture(scope="module")
+def subset():
+    mp = pytest.MonkeyPatch()
+    mp.setenv("GENMODELS_OFFLINE", "1")
+    mp.delenv("GENMODELS_DATA", raising=False)
+    train = gm.load_mnist("train", verbose=False)
+    test = gm.load_mnist("test", verbose=False)
+    mp.undo()
+    return train, test
+
+
+@pytest.fixture
+def isolated(tmp_path, monkeypatch):
+    """No shipped set, an empty cache."""
+    monkeypatch.setattr(zoo, "SHIPPED_DIR", tmp_path / "shipped")
+    monkeypatch.setenv("GENMODELS_CACHE", str(tmp_path / "cache"))
+    return tmp_path
+
+
+def tiny(data, n=256):
+    return gm.ImageSet(data[0][:n], data[1][:n], "MNIST", data.split, "the first 256 images of the subset", True)
+
+
+# --- the shipped set ---------------------------------------------------------------------------------
+
+def test_shipped_manifest_lists_every_model_with_its_true_hash_and_size():
+    models = zoo.read_manifest(zoo.SHIPPED_DIR)
+    assert sorted(models) == sorted(zoo.names())
+    total = 0
+    for name, entry in models.items():
+        path = zoo.SHIPPED_DIR / entry["file"]
+        data = path.read_bytes()
+        assert hashlib.sha256(data).hexdigest() == entry["sha256"], name
+        assert len(data) == entry["bytes"]
+        total += len(data)
+        assert entry["model_config"] == zoo.spec(name).model_config
+        assert entry["budget"] == "full" and entry["epochs"] == zoo.spec(name).epochs["full"]
+    assert total < 6_000_000, f"the shipped set should stay a few MB, it is {total / 1e6:.1f} MB"
+
+
+@pytest.mark.parametrize("name", zoo.names())
+def test_shipped_checkpoints_hold_float16_weights_of_the_specified_model(name):
+    entry = zoo.read_manifest(zoo.SHIPPED_DIR)[name]
+    ckpt = gm.read_checkpoint(zoo.SHIPPED_DIR / entry["file"])
+    assert ckpt["kind"] == zoo.spec(name).kind
+    assert ckpt["model_config"] == zoo.spec(name).model_config
+    floats = [v for v in ckpt["model_state"].values() if v.is_floating_point()]
+    assert floats and all(v.dtype == torch.float16 for v in floats)
+    assert "optimizers" not in ckpt  # small: weights only
+
+
+def test_shipped_vaes_numbers_add_up_and_improve_with_latent_size_up_to_16():
+    models = zoo.read_manifest(zoo.SHIPPED_DIR)
+    nelbo = {}
+    for d in zoo.LATENT_SIZES:
+        m = models[f"vae-d{d}"]["metrics"]
+        assert m["test_nelbo"] == pytest.approx(m["test_recon"] + m["test_kl"], rel=1e-6)
+        assert m["test_kl"] > 0
+        nelbo[d] = m["test_nelbo"]
+    assert nelbo[2] > nelbo[4] > nelbo[8] > nelbo[16]
+
+
+def test_a_shipped_vae_beats_the_independent_pixel_baseline_on_held_out_digits(subset):
+    """A VAE whose decoder ignores z and whose KL is 0 scores the independent-pixel Bernoulli log-likelihood
+    with the training set's pixel means; a trained VAE must do far better (tens of nats)."""
+    train, test = subset
+    vae = zoo.load("vae-d16", train_if_missing=False)
+    x_test = gm.train.eval_images(test.images, "dynamic").flatten(1)
+    p = train.images.float().div(255).flatten(1).mean(0).clamp(1e-3, 1 - 1e-3)
+    baseline = -(x_test * p.log() + (1 - x_test) * (1 - p).log()).sum(1).mean().item()
+    nelbo = gm.evaluate_vae(vae, test.images)["nelbo"]
+    assert nelbo < baseline - 50, (nelbo, baseline)
+
+
+def test_a_shipped_gan_is_much_closer_to_the_digits_than_an_untrained_one(subset):
+    _, test = subset
+    trained = zoo.load("gan-d16", train_if_missing=False)
+    torch.manual_seed(0)
+    untrained = zoo.spec("gan-d16").build().eval()
+    z = torch.randn(500, 16, generator=torch.Generator().manual_seed(0))
+    fcd_trained = gm.frechet_classifier_distance(trained.sample(500, z=z), test.images[:500])
+    fcd_untrained = gm.frechet_classifier_distance(untrained.sample(500, z=z), test.images[:500])
+    assert fcd_trained < fcd_untrained / 2, (fcd_trained, fcd_untrained)
+
+
+def test_load_returns_an_eval_mode_model_with_its_manifest_entry():
+    model = zoo.load("vae-d8", train_if_missing=False)
+    assert isinstance(model, gm.VAE) and model.latent_dim == 8 and not model.training
+    assert model.zoo_info["name"] == "vae-d8" and model.zoo_info["sha256"] == zoo.read_manifest(zoo.SHIPPED_DIR)["vae-d8"]["sha256"]
+    assert next(model.parameters()).dtype == torch.float32
+
+
+# --- verification and errors ------------------------------------------------------------------------
+
+def test_a_file_that_fails_its_hash_is_refused_with_what_to_do(tmp_path, monkeypatch):
+    shipped = tmp_path / "shipped"
+    shutil.copytree(zoo.SHIPPED_DIR, shipped)
+    monkeypatch.setattr(zoo, "SHIPPED_DIR", shipped)
+    monkeypatch.setenv("GENMODELS_CACHE", str(tmp_path / "cache"))
+    path = shipped / zoo.read_manifest(shipped)["vae-d4"]["file"]
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte in the middle of the weights
+    path.write_bytes(bytes(data))
+    with pytest.raises(zoo.ZooError, match="does not match its manifest") as err:
+        zoo.load("vae-d4")
+    assert "Delete it" in str(err.value) and str(path) in str(err.value)
+    zoo.load("vae-d8")  # the others still load
+
+
+def test_unknown_names_and_broken_manifests_are_explained(isolated):
+    with pytest.raises(zoo.ZooError, match="vae-d2, vae-d4"):
+        zoo.load("vae-d3")
+    folder = isolated / "shipped"
+    folder.mkdir()
+    (folder / "manifest.json").write_text("{not json")
+    with pytest.raises(zoo.ZooError, match="not readable JSON"):
+        zoo.load("vae-d2", train_if_missing=False)
+    (folder / "manifest.json").write_text(json.dumps({"models": {}}))
+    with pytest.raises(zoo.ZooError, match="not a genmodels zoo manifest"):
+        zoo.load("vae-d2", train_if_missing=False)
+
+
+def test_missing_without_training_names_the_command(isolated):
+    with pytest.raises(zoo.ZooError, match="python -m genmodels zoo train --only gan-d4"):
+        zoo.load("gan-d4", train_if_missing=False)
+
+
+# --- training what is missing -------------------------------------------------------------------------
+
+def test_a_missing_model_is_trained_into_the_cache_once_and_then_loaded(isolated, subset, monkeypatch):
+    train, test = subset
+    model = zoo.load("vae-d2", data=tiny(train), test_data=tiny(test), progress=False)
+    cache = zoo.cache_dir()
+    entry = zoo.read_manifest(cache)["vae-d2"]
+    path = cache / entry["file"]
+    assert path.is_file() and entry["file"] == f"vae-d2.{entry['sha256'][:12]}.pt"
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == entry["sha256"]
+    assert entry["budget"] == "quick" and entry["epochs"] == zoo.spec("vae-d2").epochs["quick"]
+    assert entry["train_data"] == tiny(train).origin
+    m = entry["metrics"]
+    assert m["test_nelbo"] == pytest.approx(gm.evaluate_vae(model, tiny(test).images)["nelbo"], rel=1e-5)
+    assert [p for p in cache.iterdir() if p.name.startswith(".")] == []  # no temporary files left behind
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a cached model must not be trained again")
+
+    monkeypatch.setattr(zoo, "train", no_training)
+    again = zoo.load("vae-d2")
+    for a, b in zip(model.state_dict().values(), again.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_training_a_gan_writes_its_numbers_and_retraining_replaces_the_old_file(isolated, subset):
+    train, test = subset
+    out = isolated / "out"
+    first = zoo.train(["gan-d2"], out_dir=out, budget="quick", device="cpu", progress=False,
+                      data=tiny(train, 128), test_data=tiny(test, 128), content_addressed=True)["gan-d2"]
+    assert first["metrics"]["fcd_images"] == 128 and 0 <= first["metrics"]["classes_covered"] <= 10
+    second = zoo.train(["gan-d2"], out_dir=out, budget="quick", device="cpu", progress=False,
+                       data=tiny(train, 128), test_data=tiny(test, 128), seed=1, content_addressed=True)["gan-d2"]
+    assert second["sha256"] != first["sha256"]
+    assert sorted(p.name for p in out.iterdir()) == sorted(["manifest.json", second["file"]])
+    found = zoo.find("gan-d2", folders=[out])
+    assert found["sha256"] == second["sha256"]
+
+
+def test_train_refuses_an_unknown_budget_or_name(isolated):
+    with pytest.raises(ValueError, match="budget must be one of"):
+        zoo.train(["vae-d2"], out_dir=isolated, budget="huge")
+    with pytest.raises(zoo.ZooError, match="no model called"):
+        zoo.train(["vae-d5"], out_dir=isolated)
