@@ -1,6 +1,7 @@
 # Two commands do all the set-up on a fresh machine:
 #   make book   creates/reuses .venv, installs requirements.txt and the package, builds _build/html
 #   make test   the same set-up, then the unit tests (tests/) and the notebooks (pytest --nbval book/)
+#               (the set-up of `make test` also runs `make browser-deps`, for tests/test_browser.py)
 # Override the interpreter with `make PYTHON=python3.12 test`.
 
 PYTHON ?= python3
@@ -8,7 +9,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install book test test-unit test-notebooks notebooks clean
+.PHONY: install browser-deps book test test-unit test-notebooks notebooks clean
 
 install: $(STAMP)
 
@@ -20,19 +21,46 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
+# tests/test_browser.py drives Debian's headless Chromium (/usr/bin/chromium) through Playwright (from
+# requirements.txt; never `playwright install`, which downloads a browser). The pages load MathJax,
+# RequireJS and the widget manager from CDNs; the test serves them from these npm packages instead.
+# The versions are those the built pages ask for (Sphinx: mathjax@3; myst-nb 1.4: require.js 2.3.4,
+# @jupyter-widgets/html-manager@1.0.6); the test fails and names the URL if they drift apart.
+JS       := $(VENV)/js
+JS_STAMP := $(JS)/.installed
+NPM_PACKAGES := mathjax@3.2.2 requirejs@2.3.4 @jupyter-widgets/html-manager@1.0.6
+browser-deps: $(JS_STAMP)
+
+$(JS_STAMP): Makefile
+	@if [ ! -x /usr/bin/chromium ] || ! command -v npm >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "browser-deps: apt-get install chromium npm"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium npm >/dev/null || exit 1; \
+	  else \
+	    echo "browser-deps: /usr/bin/chromium or npm is missing and this is not root with apt-get;"; \
+	    echo "browser-deps: install Debian's chromium and npm, else tests/test_browser.py is skipped (no chromium) or fails (no npm)"; \
+	  fi; \
+	fi
+	@if command -v npm >/dev/null; then \
+	  mkdir -p $(JS) && \
+	  npm install --prefix $(JS) --no-save --no-audit --no-fund --ignore-scripts --loglevel=error $(NPM_PACKAGES) && \
+	  touch $(JS_STAMP); \
+	fi
+
 book: $(STAMP)
 	$(VENV)/bin/jupyter-book build . --warningiserror --keep-going
 	@echo "Open _build/html/index.html"
 
 test: test-unit test-notebooks
 
-test-unit: $(STAMP)
-	$(PY) -m pytest tests
+test-unit: $(STAMP) $(JS_STAMP)
+	GENMODELS_NODE_MODULES=$(abspath $(JS))/node_modules $(PY) -m pytest tests
 
 test-notebooks: $(STAMP)
 	$(PY) -m pytest --nbval --nbval-current-env book --ignore=_build -p no:cacheprovider
 
-# Re-execute the chapters with the full budget and store their outputs (and widget state) in place.
+# Re-execute the chapters with the full budget and store their outputs (and widget state) in place; the
+# widgets are built static (GENMODELS_WIDGETS=static): every picture precomputed, so the HTML book needs no kernel.
 # GENMODELS_DATA (relative to this folder, or absolute) points the loaders at IDX files, e.g. the real
 # MNIST test set:  make notebooks GENMODELS_DATA=../shared/data/mnist-test
 # Each kernel runs in its notebook's folder and gets the path relative to that folder.
@@ -41,7 +69,7 @@ notebooks: $(STAMP)
 	@for nb in $(NOTEBOOKS); do \
 	  data=$$($(PY) -c 'import os, sys; print(os.path.relpath(sys.argv[1], sys.argv[2]) if sys.argv[1] else "")' "$(GENMODELS_DATA)" "$$(dirname $$nb)"); \
 	  echo "executing $$nb with the full budget (GENMODELS_DATA=$$data)"; \
-	  GENMODELS_DATA=$$data GENMODELS_BUDGET=full $(VENV)/bin/jupyter execute --inplace $$nb || exit 1; \
+	  GENMODELS_DATA=$$data GENMODELS_BUDGET=full GENMODELS_WIDGETS=static $(VENV)/bin/jupyter execute --inplace $$nb || exit 1; \
 	done
 
 clean:
