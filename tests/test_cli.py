@@ -103,7 +103,9 @@ def test_help_explains_every_option():
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
     family = next(a for a in sub.choices["train"]._actions if a.dest == "family")
-    for p in [*family.choices.values(), *(sub.choices[c] for c in ("sample", "eval", "bench", "bench-data", "train-classifier", "compare"))]:
+    zoo = next(a for a in sub.choices["zoo"]._actions if a.dest == "action")
+    for p in [*family.choices.values(), *zoo.choices.values(),
+              *(sub.choices[c] for c in ("sample", "eval", "bench", "bench-data", "train-classifier", "compare"))]:
         for action in p._actions:
             if action.option_strings and action.dest != "help":
                 assert action.help and len(action.help) > 5, (p.prog, action.dest)
@@ -128,3 +130,32 @@ def test_compare_command_prints_the_table(capsys):
     out = capsys.readouterr().out
     assert "FCD" in out and "not available" in out
     assert "FCD" in open("table.md").read()
+
+
+def test_zoo_list_and_verify_cover_the_shipped_set(capsys):
+    from genmodels import zoo
+
+    assert main(["zoo", "list"]) == 0
+    out = capsys.readouterr().out
+    for name in zoo.names():
+        assert f"{name} " in out
+    total = sum(e["bytes"] for e in zoo.read_manifest(zoo.SHIPPED_DIR).values())
+    assert f"total {total / 1e6:.2f} MB" in out
+    assert main(["zoo", "verify"]) == 0
+    assert capsys.readouterr().out.count(": ok ") == len(zoo.names())
+
+
+def test_zoo_train_writes_a_model_and_its_manifest_entry(capsys):
+    from genmodels import zoo
+
+    assert main(["zoo", "train", "--only", "vae-d2", "--budget", "quick", "--out", "set", "--device", "cpu",
+                 "--offline", "--no-progress"]) == 0
+    entry = zoo.read_manifest("set")["vae-d2"]
+    assert zoo.sha256_of(os.path.join("set", entry["file"])) == entry["sha256"]
+    assert entry["train_data"].startswith("MNIST train, 4,000 images") and "vae-d2" in capsys.readouterr().out
+
+
+def test_zoo_time_reports_the_first_sample_and_the_updates(capsys):
+    assert main(["zoo", "time", "--moves", "2", "--offline"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("first sample") == 5 and out.count("median") == 5

@@ -400,17 +400,20 @@ def latent_size_explorer(
 
 
 def _scatter_png(mu: torch.Tensor, labels, span: float) -> bytes:
-    """The test digits' codes coloured by class, with the navigator's square marked."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    from matplotlib.figure import Figure
+    """The test digits' codes coloured by class (each class's digit at the median of its codes), with the
+    navigator's square marked."""
+    from matplotlib.figure import Figure  # no pyplot: the notebook's plotting backend stays as it is
+    from matplotlib.patches import Rectangle
 
     fig = Figure(figsize=(2.8, 2.8), dpi=80)
     ax = fig.subplots()
     colours = labels.numpy() if labels is not None else "k"
     ax.scatter(mu[:, 0].numpy(), mu[:, 1].numpy(), c=colours, cmap="tab10", s=2, alpha=0.6, vmin=0, vmax=9)
-    ax.add_patch(matplotlib.patches.Rectangle((-span, -span), 2 * span, 2 * span, fill=False, lw=1, ls="--"))
+    if labels is not None:  # each class's label at the median of its codes
+        for c in labels.unique().tolist():
+            centre = mu[labels == c].median(dim=0).values
+            ax.text(float(centre[0]), float(centre[1]), str(c), fontsize=10, fontweight="bold", ha="center", va="center")
+    ax.add_patch(Rectangle((-span, -span), 2 * span, 2 * span, fill=False, lw=1, ls="--"))
     ax.set_xlim(-4, 4), ax.set_ylim(-4, 4)
     ax.set_xlabel("$z_1$"), ax.set_ylabel("$z_2$")
     ax.set_title("test codes μ(x) by class", fontsize=9)
