@@ -31,8 +31,6 @@ import json
 import mimetypes
 import os
 import re
-import subprocess
-import sys
 import threading
 import time
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -53,7 +51,6 @@ ARTIFACTS = BOOK_ROOT / "_build" / "browser-artifacts"
 WIDGET_PAGE = "book/vae/vae-mnist.html"
 WIDGET = ".gm-widget.gm-latent-size"
 
-BUILD_TIMEOUT_S = 300
 PAGE_TIMEOUT_MS = 8_000  # load one page, or wait for MathJax or a widget on it
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
@@ -74,18 +71,6 @@ MAKE_HINT = "run `make browser-deps` (part of `make test`) to install them"
 
 
 # --------------------------------------------------------------------------------------------- helpers
-def _jupyter_book_command() -> list[str]:
-    bindir = Path(sys.executable).parent
-    for name in ("jupyter-book", "jupyter-book.exe"):
-        if (bindir / name).is_file():
-            return [str(bindir / name)]
-    return [sys.executable, "-c", "from jupyter_book.cli.main import main; main()"]
-
-
-def _tail(text: str, n: int = 4000) -> str:
-    return text if len(text) <= n else "...\n" + text[-n:]
-
-
 def _package_version(package: str) -> str | None:
     meta = NODE_MODULES / package / "package.json"
     return json.loads(meta.read_text(encoding="utf-8"))["version"] if meta.is_file() else None
@@ -156,19 +141,11 @@ def _require_dependencies() -> None:
 
 
 @pytest.fixture(scope="module")
-def html_dir(tmp_path_factory) -> Path:
-    """A fresh build of the book (the same command as `make book`), so that no stale page is visited."""
+def html_dir(build_book) -> Path:
+    """A fresh build of the book (the same command as `make book`, shared with tests/test_book.py), so
+    that no stale page is visited."""
     _require_dependencies()
-    out = tmp_path_factory.mktemp("browser-book")
-    command = [*_jupyter_book_command(), "build", str(BOOK_ROOT), "--path-output", str(out),
-               "--warningiserror", "--keep-going"]
-    result = subprocess.run(command, cwd=out, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
-    assert result.returncode == 0, (
-        f"{' '.join(command)} exited with {result.returncode}\n"
-        f"--- stdout (tail) ---\n{_tail(result.stdout)}\n--- stderr (tail) ---\n{_tail(result.stderr)}")
-    html = out / "_build" / "html"
-    assert (html / "index.html").is_file(), f"no index.html in {html}"
-    return html
+    return build_book(BOOK_ROOT)
 
 
 @pytest.fixture(scope="module")
