@@ -313,6 +313,17 @@ class _Models:
         return self.given[key].eval()
 
 
+def _typical_codes(codes: torch.Tensor, labels: torch.Tensor) -> Dict[int, torch.Tensor]:
+    """For each class, the code of its test digit nearest to the class's mean code (a real digit, and a
+    typical one: the first digit of a class is often an odd one)."""
+    out = {}
+    for c in labels.unique().tolist():
+        members = codes[labels == c]
+        nearest = (members - members.mean(0)).norm(dim=1).argmin()
+        out[c] = members[nearest]
+    return out
+
+
 def _noise(n: int, d: int, seed: int) -> torch.Tensor:
     return torch.randn(n, d, generator=torch.Generator().manual_seed(seed))
 
@@ -368,7 +379,7 @@ def latent_size_explorer(
         m = cache[latent_dim]
         text = (f"latent size <b>{latent_dim}</b>: test negative ELBO <b>{m['nelbo']:.1f}</b> nats per image = "
                 f"reconstruction {m['recon']:.1f} + KL {m['kl']:.1f} "
-                f"<span style='color:#666'>({len(scored):,} digits: {origin})</span>")
+                f"<span style='color:#666'>({origin if n_eval is None else f'the first {len(scored):,} of {origin}'})</span>")
         return Frame([Panel("Samples from the prior, z ~ N(0, I)", png(samples, nrow=8)),
                       Panel("Binarized test digits (top) and their reconstructions", png(torch.cat([x, recon.cpu()]), nrow=8))],
                      text)
@@ -477,7 +488,8 @@ def interpolation_explorer(
     progress: bool = True,
 ) -> Explorer:
     """Walk from one code to another. VAE (default ``vae-d16``): between the posterior means of two test
-    digits of different classes, on the straight line. GAN (default ``gan-d64``): between two noise
+    digits of different classes (for each class, among the first 2,000 test digits, the one whose code lies
+    nearest to its class's mean code), on the straight line. GAN (default ``gan-d64``): between two noise
     vectors, on the straight line or the spherical path (:func:`genmodels.latent.interpolate`). The
     widget shows the image at ``t``, the whole path, and the norm :math:`\\lVert z_t\\rVert`."""
     from .latent import interpolate
@@ -493,12 +505,15 @@ def interpolation_explorer(
         from .latent import encode_dataset
 
         images, labels, _ = _test_set(test_data)
-        for a, b in DIGIT_PAIRS[:pairs]:
-            idx = _first_of_each(labels, (a, b), 2) if labels is not None else [2 * len(endpoints), 2 * len(endpoints) + 1]
-            if len(idx) < 2:
-                continue
-            mu = encode_dataset(model, images[idx])
-            endpoints.append((f"test digit {a} → {b}" if labels is not None else f"test images {idx[0]} → {idx[1]}", mu[0].cpu(), mu[1].cpu()))
+        if labels is None:
+            codes = encode_dataset(model, images[: 2 * pairs])
+            endpoints = [(f"test images {2 * k} → {2 * k + 1}", codes[2 * k], codes[2 * k + 1])
+                         for k in range(min(pairs, len(codes) // 2))]
+        else:
+            codes = encode_dataset(model, images[:2000])
+            typical = _typical_codes(codes, labels[:2000])
+            endpoints = [(f"a typical {a} → a typical {b}", typical[a], typical[b])
+                         for a, b in DIGIT_PAIRS[:pairs] if a in typical and b in typical]
         paths = ("linear",)
     else:
         for k in range(pairs):
@@ -525,7 +540,8 @@ def interpolation_explorer(
     controls = [Control("pair", "endpoints", tuple((e[0], i) for i, e in enumerate(endpoints)), kind="dropdown")]
     controls.append(Control("path", "path", tuple((p, p) for p in paths), kind="toggle"))
     controls.append(Control("t", "t", tuple((f"{t:.1f}", float(t)) for t in ts.tolist())))
-    header = ("<b>Interpolating between two test digits' codes.</b> Pick the pair, then move t."
+    header = ("<b>Interpolating between two test digits' codes.</b> Pick the pair, then move t. Each end is "
+              "the test digit whose code lies nearest to the mean code of its class."
               if family == "vae" else
               f"<b>Interpolating between two noise vectors of the {d}-dimensional GAN.</b> Compare the straight "
               "line with the spherical path: watch the norm in the middle.")
