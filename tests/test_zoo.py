@@ -17,14 +17,8 @@ from genmodels import zoo
 
 
 @pytest.fixture(scope="module")
-def subset():
-    mp = pytest.MonkeyPatch()
-    mp.setenv("GENMODELS_OFFLINE", "1")
-    mp.delenv("GENMODELS_DATA", raising=False)
-    train = gm.load_mnist("train", verbose=False)
-    test = gm.load_mnist("test", verbose=False)
-    mp.undo()
-    return train, test
+def subset(mnist_subset):
+    return mnist_subset
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, Optional, Union
+from typing import Any, BinaryIO, Callable, Dict, Optional, Union
 
 import torch
 from torch import nn
@@ -28,6 +28,7 @@ __all__ = [
     "MODEL_KINDS",
     "save_checkpoint",
     "atomic_torch_save",
+    "atomic_write",
     "read_checkpoint",
     "load_checkpoint",
     "model_kind",
@@ -98,7 +99,12 @@ def save_checkpoint(path: PathLike, model: nn.Module, **state: Any) -> Path:
 
 
 def atomic_torch_save(payload: Any, path: PathLike) -> None:
-    """``torch.save(payload)`` to a temporary file in the same folder, flushed to disk, then renamed over
+    """``torch.save(payload)`` to ``path`` through :func:`atomic_write`."""
+    atomic_write(path, lambda f: torch.save(payload, f))
+
+
+def atomic_write(path: PathLike, write: Callable[[BinaryIO], None]) -> None:
+    """Call ``write(f)`` on a temporary file in the same folder, flush it to disk, then rename it over
     ``path`` with ``os.replace`` (atomic on POSIX and Windows): readers and crashes see the old file or the
     new one, never half of one."""
     path = Path(path)
@@ -106,10 +112,10 @@ def atomic_torch_save(payload: Any, path: PathLike) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a checkpoint is meant to be shared like any file
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; checkpoints and manifests are meant to be shared
         os.replace(tmp, path)
     except BaseException:
         try:
