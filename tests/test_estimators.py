@@ -13,11 +13,7 @@ import genmodels as gm
 from genmodels import estimators as E
 
 
-@pytest.fixture(autouse=True)
-def _float64():
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(torch.float32)
+pytestmark = pytest.mark.usefixtures("float64")  # every check here runs in float64 (tests/conftest.py)
 
 
 def gen(seed=0):

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .vae import IMAGE_SHAPE, NUM_PIXELS, _check_positive_int
+from .vae import IMAGE_SHAPE, NUM_PIXELS, ConfiguredModel, _check_positive_int
 
 __all__ = [
     "GENERATOR_LOSSES",
@@ -237,7 +237,7 @@ def _dcgan_init(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
-class GAN(nn.Module):
+class GAN(ConfiguredModel):
     """A generator and a discriminator built from one :class:`GANConfig`.
 
     The training loop (:func:`genmodels.train.train_gan`) updates the two in the order of
@@ -268,18 +268,6 @@ class GAN(nn.Module):
             self.generator, self.discriminator = DCGANGenerator(config), DCGANDiscriminator(config)
             self.generator.apply(_dcgan_init)
             self.discriminator.apply(_dcgan_init)
-
-    @classmethod
-    def from_config(cls, config: GANConfig) -> "GAN":
-        return cls(config=config)
-
-    @property
-    def latent_dim(self) -> int:
-        return self.config.latent_dim
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.parameters()).device
 
     def sample_noise(self, n: int, *, generator: Optional[torch.Generator] = None) -> torch.Tensor:
         """:math:`z \\sim \\mathcal N(0, I)`, ``[n, latent_dim]`` on the model's device."""

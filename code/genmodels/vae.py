@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 from torch import nn
@@ -157,7 +157,26 @@ class ConvDecoder(nn.Module):
         return self.net(z)
 
 
-class VAE(nn.Module):
+class ConfiguredModel(nn.Module):
+    """What the book's models share: ``self.config`` (a frozen config dataclass with ``latent_dim``)
+    builds them, ``from_config`` rebuilds them, and they report their latent size and device."""
+
+    config: Any
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(config=config)
+
+    @property
+    def latent_dim(self) -> int:
+        return self.config.latent_dim
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+
+class VAE(ConfiguredModel):
     r"""A VAE with a Bernoulli decoder on logits and a diagonal-Gaussian encoder.
 
     ``forward(x)`` returns the loss to minimise, the negative ELBO averaged over the batch;
@@ -189,18 +208,6 @@ class VAE(nn.Module):
         else:
             self.encoder = ConvEncoder(config.latent_dim, config.hidden_dim, config.channels)
             self.decoder = ConvDecoder(config.latent_dim, config.hidden_dim, config.channels)
-
-    @classmethod
-    def from_config(cls, config: VAEConfig) -> "VAE":
-        return cls(config=config)
-
-    @property
-    def latent_dim(self) -> int:
-        return self.config.latent_dim
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.parameters()).device
 
     # --- the two networks -------------------------------------------------------------------
     def encode(self, x: torch.Tensor):
