@@ -411,13 +411,18 @@ def _bench_data(args) -> int:
 def _zoo(args) -> int:
     from genmodels import zoo
 
-    if args.action == "list":
-        total = 0
+    def found(missing: str):
+        """(name, entry) of every model found; a line saying ``missing`` for the others."""
         for name in zoo.names():
             entry = zoo.find(name)
             if entry is None:
-                print(f"{name:8s}  missing (trained into {zoo.cache_dir()} on first use)")
-                continue
+                print(f"{name:8s}  {missing}")
+            else:
+                yield name, entry
+
+    if args.action == "list":
+        total = 0
+        for name, entry in found(f"missing (trained into {zoo.cache_dir()} on first use)"):
             total += entry["bytes"]
             where = "shipped" if Path(entry["path"]).parent == zoo.SHIPPED_DIR else "cache"
             m = entry["metrics"]
@@ -428,11 +433,7 @@ def _zoo(args) -> int:
         return 0
     if args.action == "verify":
         bad = 0
-        for name in zoo.names():
-            entry = zoo.find(name)
-            if entry is None:
-                print(f"{name}: missing")
-                continue
+        for name, entry in found("missing"):
             actual = zoo.sha256_of(entry["path"])
             ok = actual == entry["sha256"]
             bad += not ok
