@@ -1,7 +1,8 @@
 # Two commands do all the set-up on a fresh machine:
 #   make book   creates/reuses .venv, installs requirements.txt and the package, builds _build/html
 #   make test   the same set-up, then the unit tests (tests/) and the notebooks (pytest --nbval book/)
-#               (the set-up of `make test` also runs `make browser-deps`, for tests/test_browser.py)
+#               (the set-up of `make test` also runs `make browser-deps`, for tests/test_browser.py:
+#               Debian's chromium and/or npm when missing and root, then three npm packages)
 # Override the interpreter with `make PYTHON=python3.12 test`.
 
 PYTHON ?= python3
@@ -31,21 +32,11 @@ JS_STAMP := $(JS)/.installed
 NPM_PACKAGES := mathjax@3.2.2 requirejs@2.3.4 @jupyter-widgets/html-manager@1.0.6
 browser-deps: $(JS_STAMP)
 
-$(JS_STAMP): Makefile
-	@if [ ! -x /usr/bin/chromium ] || ! command -v npm >/dev/null; then \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "browser-deps: apt-get install chromium npm"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium npm >/dev/null || exit 1; \
-	  else \
-	    echo "browser-deps: /usr/bin/chromium or npm is missing and this is not root with apt-get;"; \
-	    echo "browser-deps: install Debian's chromium and npm, else tests/test_browser.py is skipped (no chromium) or fails (no npm)"; \
-	  fi; \
-	fi
-	@if command -v npm >/dev/null; then \
-	  mkdir -p $(JS) && \
-	  npm install --prefix $(JS) --no-save --no-audit --no-fund --ignore-scripts --loglevel=error $(NPM_PACKAGES) && \
-	  touch $(JS_STAMP); \
-	fi
+# tools/browser-deps.sh installs only what is missing (Chromium alone where npm exists, npm alone where
+# Chromium exists, with apt-get as root), then the npm packages. It never fails: what it cannot do it says in
+# one line and writes to $(JS)/setup-problem.txt, and tests/test_browser.py is skipped with that reason.
+$(JS_STAMP): Makefile tools/browser-deps.sh
+	@bash tools/browser-deps.sh $(JS) $(NPM_PACKAGES)
 
 book: $(STAMP)
 	$(VENV)/bin/jupyter-book build . --warningiserror --keep-going

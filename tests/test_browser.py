@@ -19,7 +19,9 @@ pages load (MathJax with its fonts, RequireJS, the widget manager) are served fr
 external URLs the pages asked for is printed and written next to the screenshots.
 
 Set GENMODELS_BOOK_ROOT to test another copy of the book, GENMODELS_NODE_MODULES to use other npm
-packages. The test is skipped only where `/usr/bin/chromium` does not exist.
+packages, GENMODELS_CHROMIUM to use another Chromium. The test is skipped only where `/usr/bin/chromium` does not exist, or where the set-up
+(`tools/browser-deps.sh`) recorded in `.venv/js/setup-problem.txt` why it could not install the npm
+packages; the skip reason then quotes that file. Packages missing without a recorded reason fail the test.
 """
 
 from __future__ import annotations
@@ -39,14 +41,21 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-CHROMIUM = Path("/usr/bin/chromium")
-if not CHROMIUM.is_file():
-    pytest.skip(f"{CHROMIUM} does not exist: install Debian's chromium (`make browser-deps` as root)",
-                allow_module_level=True)
-
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BOOK_ROOT = Path(os.environ.get("GENMODELS_BOOK_ROOT", REPO_ROOT)).resolve()
 NODE_MODULES = Path(os.environ.get("GENMODELS_NODE_MODULES", REPO_ROOT / ".venv" / "js" / "node_modules"))
+# Written by tools/browser-deps.sh when it could not install something; one problem a line.
+SETUP_PROBLEM = NODE_MODULES.parent / "setup-problem.txt"
+
+
+def _setup_problem() -> str:
+    return SETUP_PROBLEM.read_text(encoding="utf-8").strip().replace("\n", "; ") if SETUP_PROBLEM.is_file() else ""
+
+
+CHROMIUM = Path(os.environ.get("GENMODELS_CHROMIUM", "/usr/bin/chromium"))
+if not CHROMIUM.is_file():
+    pytest.skip(f"{CHROMIUM} does not exist: " + (_setup_problem() or
+                "install Debian's chromium (`make browser-deps` as root)"), allow_module_level=True)
 ARTIFACTS = BOOK_ROOT / "_build" / "browser-artifacts"
 WIDGET_PAGE = "book/vae/vae-mnist.html"
 WIDGET = ".gm-widget.gm-latent-size"
@@ -132,6 +141,8 @@ def _require_dependencies() -> None:
     """Fail (not skip) where Chromium is there but Playwright or the npm packages are not."""
     missing = [p for p in ("mathjax", "requirejs", "@jupyter-widgets/html-manager")
                if _package_version(p) is None]
+    if missing and _setup_problem():
+        pytest.skip(f"npm packages {missing} are missing: {_setup_problem()}")
     if missing:
         pytest.fail(f"npm packages {missing} are missing from {NODE_MODULES}: {MAKE_HINT}", pytrace=False)
     try:
