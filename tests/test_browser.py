@@ -1,4 +1,4 @@
-"""The built book works in a real browser: math typeset, widgets live without a kernel, no JS errors.
+r"""The built book works in a real browser: math typeset, widgets live without a kernel, no JS errors.
 
 This test builds the book into a temporary folder, serves its `_build/html` on 127.0.0.1 and drives
 headless Debian Chromium (`/usr/bin/chromium`) through Playwright. It visits every HTML page of the book
@@ -6,7 +6,7 @@ and checks that
 
 * no page raises a JavaScript exception or logs a console error;
 * MathJax finished (`MathJax.startup.promise`), every `.math` node holds an `mjx-container`, MathJax
-  reports no TeX error, and no raw `$$`, `\\[` or `\\(` is left in the text outside code;
+  reports no TeX error, and no raw `$$`, `\[` or `\(` is left in the text outside code;
 * every internal link (`a[href]` on the same host) resolves to a file, and its `#fragment`, if any, to
   an element with that id on the target page;
 * on `book/vae/vae-mnist.html` the latent-size explorer (`.gm-widget.gm-latent-size`), rendered from

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import genmodels as gm
-from genmodels.cli import build_parser, main
+from genmodels.app.cli import build_parser, main
 
 
 @pytest.fixture(autouse=True)

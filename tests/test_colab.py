@@ -1,7 +1,7 @@
 """Every chapter opens in Colab: the badge, the launch button and the setup cell's install block.
 
 The repository is named once, in `_config.yml`; these tests read it there (with plain YAML, not through
-`genmodels.colab`) and compare every notebook's copy against it. The install block is executed with a
+`tools/colab.py`) and compare every notebook's copy against it. The install block is executed with a
 fake `google.colab` module and a recording `subprocess.run`, so Colab itself is never needed.
 """
 from __future__ import annotations
@@ -15,12 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from genmodels import colab
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT / "tools"))
+import colab  # noqa: E402  (tools/colab.py: build tooling, outside the installed package)
 
 yaml = pytest.importorskip("yaml")
 nbformat = pytest.importorskip("nbformat")
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted(p.relative_to(REPO_ROOT) for p in (REPO_ROOT / "book").rglob("*.ipynb")
                    if ".ipynb_checkpoints" not in p.parts)
 QUICK_NOTEBOOK = Path("book/gan/minimax.ipynb")

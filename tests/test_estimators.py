@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import genmodels as gm
-from genmodels import estimators as E
+from genmodels import gradient_estimators
 
 
 pytestmark = pytest.mark.usefixtures("float64")  # every check here runs in float64 (tests/conftest.py)
@@ -43,7 +43,7 @@ def test_gaussian_score_matches_autograd_of_the_log_density():
     z = torch.randn(4, 3, generator=g)
     mu_, logvar_ = mu.clone().requires_grad_(), logvar.clone().requires_grad_()
     gm.gaussian_log_prob(z, mu_, logvar_).sum().backward()
-    s_mu, s_logvar = E.gaussian_score(z, mu, logvar)
+    s_mu, s_logvar = gradient_estimators.gaussian_score(z, mu, logvar)
     torch.testing.assert_close(s_mu, mu_.grad)
     torch.testing.assert_close(s_logvar, logvar_.grad)
 
@@ -60,10 +60,10 @@ def sine_objective():
     return (lambda z: z.sin().sum(-1)), mu, logvar, exact
 
 
-@pytest.mark.parametrize("estimator", E.ESTIMATORS)
+@pytest.mark.parametrize("estimator", gradient_estimators.ESTIMATORS)
 def test_both_estimators_are_unbiased_for_a_nonlinear_objective(estimator):
     f, mu, logvar, exact = sine_objective()
-    g = E.per_sample_gradients(estimator, f, mu, logvar, 200_000, generator=gen(2))  # (M, 6)
+    g = gradient_estimators.per_sample_gradients(estimator, f, mu, logvar, 200_000, generator=gen(2))  # (M, 6)
     assert g.shape == (200_000, 6)
     assert_within(g.mean(0), exact, g.std(0) / math.sqrt(g.shape[0]))
 
@@ -72,8 +72,8 @@ def test_a_constant_baseline_keeps_the_mean_and_lowers_the_variance():
     f0, mu, logvar, exact = sine_objective()
     f = lambda z: f0(z) + 10.0  # noqa: E731  (an offset changes no gradient, but the plain estimator's variance)
     b = float(f(mu + (0.5 * logvar).exp() * torch.randn(10_000, 3, generator=gen(3))).mean())
-    plain = E.per_sample_gradients("score_function", f, mu, logvar, 200_000, generator=gen(4))
-    based = E.per_sample_gradients("score_function", f, mu, logvar, 200_000, baseline=b, generator=gen(4))
+    plain = gradient_estimators.per_sample_gradients("score_function", f, mu, logvar, 200_000, generator=gen(4))
+    based = gradient_estimators.per_sample_gradients("score_function", f, mu, logvar, 200_000, baseline=b, generator=gen(4))
     assert_within(based.mean(0), exact, based.std(0) / math.sqrt(based.shape[0]))
     assert_within(plain.mean(0), exact, plain.std(0) / math.sqrt(plain.shape[0]))
     assert based.var(0).sum() < 0.1 * plain.var(0).sum()
@@ -82,7 +82,7 @@ def test_a_constant_baseline_keeps_the_mean_and_lowers_the_variance():
 def test_pathwise_per_sample_gradients_are_the_chain_rule():
     """f(z) = Σ z²: the gradient of sample i is 2 z_i for μ and 2 z_i · ε_i · σ / 2 for log σ²."""
     mu, logvar = torch.tensor([[0.5, -1.0], [2.0, 0.0]]), torch.tensor([[0.2, -0.4], [1.0, 0.0]])
-    g_mu, g_logvar = E.pathwise_gradients(lambda z: z.pow(2).sum(-1), mu, logvar, 7, generator=gen(5))
+    g_mu, g_logvar = gradient_estimators.pathwise_gradients(lambda z: z.pow(2).sum(-1), mu, logvar, 7, generator=gen(5))
     eps = torch.randn(7, 2, 2, generator=gen(5))
     sigma = (0.5 * logvar).exp()
     z = mu + sigma * eps
@@ -99,8 +99,8 @@ def test_variances_for_the_identity_match_the_formulas():
     mu_v, sigma = 1.5, 0.5
     mu, logvar = torch.tensor([mu_v]), torch.tensor([math.log(sigma**2)])
     f = lambda z: z[..., 0]  # noqa: E731
-    pw = E.per_sample_gradients("pathwise", f, mu, logvar, 400_000, generator=gen(6))
-    sf = E.per_sample_gradients("score_function", f, mu, logvar, 400_000, generator=gen(7))
+    pw = gradient_estimators.per_sample_gradients("pathwise", f, mu, logvar, 400_000, generator=gen(6))
+    sf = gradient_estimators.per_sample_gradients("score_function", f, mu, logvar, 400_000, generator=gen(7))
     assert float(pw[:, 0].var()) < 1e-20  # the pathwise gradient for μ is exactly 1 for every sample
     torch.testing.assert_close(pw[:, 0], torch.ones(400_000))
     var, se = variance_and_se(pw[:, 1:])
@@ -113,33 +113,33 @@ def test_variance_of_average_falls_as_one_over_n():
     per_sample = torch.randn(100_000, 2, generator=gen(8)) * torch.tensor([1.0, 2.0])  # total variance 5
     for n in (1, 10, 100):
         groups = 100_000 // n
-        measured = E.variance_of_average(per_sample, n)
+        measured = gradient_estimators.variance_of_average(per_sample, n)
         se = (5.0 / n) * math.sqrt(2 / (groups - 1)) * 1.5  # Gaussian sample variance; 1.5: two coordinates
         assert abs(measured - 5.0 / n) < 5 * se
     with pytest.raises(ValueError):
-        E.variance_of_average(per_sample[:10], 10)
+        gradient_estimators.variance_of_average(per_sample[:10], 10)
 
 
 def test_gradient_stats_matches_the_direct_computation():
     draws = torch.randn(50, 7, generator=gen(9)) * 3 + 100  # a large mean: Welford must not cancel
     it = iter(draws)
-    stats = E.gradient_stats(lambda: next(it), repeats=50)
+    stats = gradient_estimators.gradient_stats(lambda: next(it), repeats=50)
     torch.testing.assert_close(stats.mean, draws.mean(0))
     torch.testing.assert_close(stats.var, draws.var(0))
     assert stats.total_variance == pytest.approx(float(draws.var(0).sum()))
     torch.testing.assert_close(stats.standard_error, (draws.var(0) / 50).sqrt())
-    out = E.variance_by_samples(lambda n: torch.randn(3, generator=gen(n)) / n, [1, 2], repeats=2)
+    out = gradient_estimators.variance_by_samples(lambda n: torch.randn(3, generator=gen(n)) / n, [1, 2], repeats=2)
     assert set(out) == {1, 2}
 
 
 def test_bad_arguments_are_refused():
     f, mu, logvar, _ = sine_objective()
     with pytest.raises(ValueError, match="estimator"):
-        E.per_sample_gradients("reinforce", f, mu, logvar, 3)
+        gradient_estimators.per_sample_gradients("reinforce", f, mu, logvar, 3)
     with pytest.raises(ValueError, match="n_samples"):
-        E.pathwise_gradients(f, mu, logvar, 0)
+        gradient_estimators.pathwise_gradients(f, mu, logvar, 0)
     with pytest.raises(ValueError, match="f must map"):
-        E.score_function_gradients(lambda z: z, mu, logvar, 3)
+        gradient_estimators.score_function_gradients(lambda z: z, mu, logvar, 3)
 
 
 # --- a real VAE encoder ---------------------------------------------------------------------------
@@ -155,7 +155,7 @@ def images(n=2):
 
 def test_encoder_gradient_pathwise_is_autograd_through_the_sample():
     vae, x = tiny_vae(), images()
-    ours = E.encoder_gradient(vae, x, estimator="pathwise", n_samples=3, generator=gen(11))
+    ours = gradient_estimators.encoder_gradient(vae, x, estimator="pathwise", n_samples=3, generator=gen(11))
     mu, logvar = vae.encode(x)
     eps = torch.randn(3, *mu.shape, generator=gen(11))
     z = mu + (0.5 * logvar).exp() * eps
@@ -168,13 +168,13 @@ def test_encoder_gradient_score_function_is_the_reinforce_formula():
     """The surrogate's gradient equals Σ_i (f(z_i) - b) ∇φ log q(z_i) / n, built from the score by hand."""
     vae, x = tiny_vae(), images()
     b = torch.tensor([-500.0, -520.0])
-    ours = E.encoder_gradient(vae, x, estimator="score_function", n_samples=4, baseline=b, generator=gen(12))
+    ours = gradient_estimators.encoder_gradient(vae, x, estimator="score_function", n_samples=4, baseline=b, generator=gen(12))
     mu, logvar = vae.encode(x)
     eps = torch.randn(4, *mu.shape, generator=gen(12))
     with torch.no_grad():
         z = mu + (0.5 * logvar).exp() * eps
         weight = gm.bernoulli_log_likelihood(vae.decode(z), x) - b  # (4, B)
-        s_mu, s_logvar = E.gaussian_score(z, mu, logvar)
+        s_mu, s_logvar = gradient_estimators.gaussian_score(z, mu, logvar)
         g_mu = (weight.unsqueeze(-1) * s_mu).mean(0)  # dL/dmu, (B, D)
         g_logvar = (weight.unsqueeze(-1) * s_logvar).mean(0)
     ref = torch.autograd.grad((mu, logvar), list(vae.encoder.parameters()), grad_outputs=(g_mu, g_logvar))
@@ -188,9 +188,9 @@ def test_the_two_encoder_gradients_have_the_same_mean():
         mu, logvar = vae.encode(x)
         z = gm.reparameterize(mu, logvar, n_samples=1000, generator=g)
         baseline = gm.bernoulli_log_likelihood(vae.decode(z), x).mean(0)  # per image, from separate samples
-    pw = E.gradient_stats(lambda: E.encoder_gradient(vae, x, estimator="pathwise", n_samples=20, generator=g), 100)
-    sf = E.gradient_stats(
-        lambda: E.encoder_gradient(vae, x, estimator="score_function", n_samples=200, baseline=baseline, generator=g),
+    pw = gradient_estimators.gradient_stats(lambda: gradient_estimators.encoder_gradient(vae, x, estimator="pathwise", n_samples=20, generator=g), 100)
+    sf = gradient_estimators.gradient_stats(
+        lambda: gradient_estimators.encoder_gradient(vae, x, estimator="score_function", n_samples=200, baseline=baseline, generator=g),
         100,
     )
     top = pw.mean.abs().argsort(descending=True)[:20]  # the coordinates where the gradient is large

@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 import genmodels as gm
-from genmodels import latent
-from genmodels.train import EVAL_SEED
+from genmodels import latent_space
+from genmodels.engine.loops import EVAL_SEED
 
 
 def uint8_images(n=37, seed=0):
@@ -32,7 +32,7 @@ def test_encode_dataset_matches_one_call_on_the_evaluation_binarization(batch_si
     binary = gm.static_binarize(x, seed=EVAL_SEED).float().unsqueeze(1)  # the evaluation's fixed draw
     with torch.no_grad():
         mu_ref, logvar_ref = vae.encode(binary)
-    mu, logvar = latent.encode_dataset(vae, x, batch_size=batch_size, return_logvar=True)
+    mu, logvar = latent_space.encode_dataset(vae, x, batch_size=batch_size, return_logvar=True)
     assert mu.shape == (37, 3) and mu.dtype == torch.float32 and mu.device.type == "cpu"
     torch.testing.assert_close(mu, mu_ref, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(logvar, logvar_ref, rtol=1e-5, atol=1e-5)
@@ -45,20 +45,20 @@ def test_encode_dataset_continuous_uses_grey_values_and_accepts_pairs():
     labels = torch.arange(10)
     with torch.no_grad():
         mu_ref, _ = vae.encode(x.float().div(255).unsqueeze(1))
-    mu = latent.encode_dataset(vae, gm.ImageSet(x, labels), pixels="continuous", batch_size=3)
+    mu = latent_space.encode_dataset(vae, gm.ImageSet(x, labels), pixels="continuous", batch_size=3)
     torch.testing.assert_close(mu, mu_ref, rtol=1e-5, atol=1e-5)
 
 
 def test_encode_dataset_leaves_the_training_mode_alone():
     vae = small_vae()
     vae.train()
-    latent.encode_dataset(vae, uint8_images(4))
+    latent_space.encode_dataset(vae, uint8_images(4))
     assert vae.training
     vae.eval()
-    latent.encode_dataset(vae, uint8_images(4))
+    latent_space.encode_dataset(vae, uint8_images(4))
     assert not vae.training
     with pytest.raises(ValueError):
-        latent.encode_dataset(vae, uint8_images(4), batch_size=0)
+        latent_space.encode_dataset(vae, uint8_images(4), batch_size=0)
 
 
 # --- active units -------------------------------------------------------------------------------------
@@ -83,24 +83,24 @@ def test_latent_activity_is_the_variance_of_the_posterior_mean():
     x = uint8_images(50, seed=3)
     grey = x.double().div(255).flatten(1).mean(1)
     expected = torch.tensor([s**2 * statistics.pvariance(grey.tolist()) for s in scales], dtype=torch.float64)
-    activity = latent.latent_activity(vae, x, pixels="continuous", batch_size=7)
+    activity = latent_space.latent_activity(vae, x, pixels="continuous", batch_size=7)
     torch.testing.assert_close(activity.double(), expected, rtol=1e-4, atol=1e-12)
     # the variance of the mean grey level of uniform random pixels is about 1/12/784 ~ 1e-4:
     # A = (0, 1e-8, 1e-4, 1) roughly, so only the last unit passes 0.01, and all but the first pass 1e-9
-    assert latent.active_units(vae, x, pixels="continuous") == int((expected > 0.01).sum()) == 1
-    assert latent.active_units(vae, x, pixels="continuous", threshold=1e-9) == 3
+    assert latent_space.active_units(vae, x, pixels="continuous") == int((expected > 0.01).sum()) == 1
+    assert latent_space.active_units(vae, x, pixels="continuous", threshold=1e-9) == 3
     with pytest.raises(ValueError):
-        latent.active_units(vae, x, threshold=0)
+        latent_space.active_units(vae, x, threshold=0)
 
 
 def test_kl_per_dimension_against_torch_distributions():
     vae = small_vae(latent_dim=4)
     x = uint8_images(30, seed=5)
-    mu, logvar = latent.encode_dataset(vae, x, return_logvar=True)
+    mu, logvar = latent_space.encode_dataset(vae, x, return_logvar=True)
     q = torch.distributions.Normal(mu.double(), (0.5 * logvar.double()).exp())
     p = torch.distributions.Normal(torch.zeros(()).double(), torch.ones(()).double())
     expected = torch.distributions.kl_divergence(q, p).mean(0)  # (4,)
-    per_dim = latent.kl_per_dimension(vae, x, batch_size=8)
+    per_dim = latent_space.kl_per_dimension(vae, x, batch_size=8)
     assert per_dim.shape == (4,) and (per_dim >= 0).all()
     torch.testing.assert_close(per_dim.double(), expected, rtol=1e-5, atol=1e-6)
     # the entries add up to the KL term that the ELBO uses, averaged over the same binary images
@@ -114,7 +114,7 @@ def test_kl_per_dimension_against_torch_distributions():
 
 def test_gaussian_grid_uses_normal_quantiles_and_image_orientation():
     n, span = 5, 0.8
-    grid = latent.gaussian_grid(n, span=span)
+    grid = latent_space.gaussian_grid(n, span=span)
     assert grid.shape == (n, n, 2)
     probs = [0.1 + 0.8 * i / (n - 1) for i in range(n)]
     q = torch.tensor([statistics.NormalDist().inv_cdf(p) for p in probs])
@@ -127,19 +127,19 @@ def test_gaussian_grid_uses_normal_quantiles_and_image_orientation():
     torch.testing.assert_close(grid[n // 2, n // 2], torch.zeros(2))  # odd n: the prior's median in the middle
     for bad in (dict(n=1), dict(n=3, span=1.0), dict(n=3, span=0.0)):
         with pytest.raises(ValueError):
-            latent.gaussian_grid(**bad)
+            latent_space.gaussian_grid(**bad)
 
 
 def test_latent_grid_decodes_each_grid_point():
     vae = small_vae(latent_dim=2)
-    images, z = latent.latent_grid(vae, n=4, span=0.5)
+    images, z = latent_space.latent_grid(vae, n=4, span=0.5)
     assert images.shape == (16, 1, 28, 28) and z.shape == (16, 2)
-    torch.testing.assert_close(z, latent.gaussian_grid(4, span=0.5).reshape(16, 2))
+    torch.testing.assert_close(z, latent_space.gaussian_grid(4, span=0.5).reshape(16, 2))
     with torch.no_grad():
         expected = torch.sigmoid(vae.decoder(z))
     torch.testing.assert_close(images, expected, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="latent_dim=3"):
-        latent.latent_grid(small_vae(latent_dim=3))
+        latent_space.latent_grid(small_vae(latent_dim=3))
 
 
 # --- draws from the likelihood ------------------------------------------------------------------------
@@ -147,7 +147,7 @@ def test_latent_grid_decodes_each_grid_point():
 def test_draws_are_binary_and_average_to_the_means():
     vae = small_vae(latent_dim=2)
     z = torch.zeros(1, 2)
-    means, draws = latent.draw_from_likelihood(vae, z.expand(4000, 2), generator=torch.Generator().manual_seed(0))
+    means, draws = latent_space.draw_from_likelihood(vae, z.expand(4000, 2), generator=torch.Generator().manual_seed(0))
     assert means.shape == draws.shape == (4000, 1, 28, 28)
     assert set(draws.unique().tolist()) <= {0.0, 1.0}
     with torch.no_grad():
@@ -157,7 +157,7 @@ def test_draws_are_binary_and_average_to_the_means():
     se = (p * (1 - p) / 4000).sqrt()
     assert ((draws.mean(0) - p).abs() <= 5 * se + 1e-6).all()
     with pytest.raises(ValueError):
-        latent.draw_from_likelihood(vae, torch.zeros(1, 3))
+        latent_space.draw_from_likelihood(vae, torch.zeros(1, 3))
 
 
 # --- neighbour averages -------------------------------------------------------------------------------
@@ -167,13 +167,13 @@ def test_neighbour_average_matches_a_brute_force_search():
     codes = torch.randn(60, 2, generator=g)
     x = uint8_images(60, seed=2)
     z = torch.tensor([0.3, -0.2])
-    avg, index = latent.neighbour_average(codes, x, z, k=7)
+    avg, index = latent_space.neighbour_average(codes, x, z, k=7)
     by_distance = sorted(range(60), key=lambda i: float(((codes[i] - z) ** 2).sum()))[:7]
     assert index.tolist() == by_distance
     expected = sum(x[i].double() / 255 for i in by_distance) / 7
     torch.testing.assert_close(avg[0].double(), expected, rtol=0, atol=1e-6)
     assert avg.shape == (1, 28, 28)
     with pytest.raises(ValueError):
-        latent.neighbour_average(codes, x, z, k=0)
+        latent_space.neighbour_average(codes, x, z, k=0)
     with pytest.raises(ValueError):
-        latent.neighbour_average(codes, x[:5], z, k=3)
+        latent_space.neighbour_average(codes, x[:5], z, k=3)

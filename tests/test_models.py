@@ -96,7 +96,7 @@ def test_vae_rejects_an_unknown_architecture_and_a_wrong_sized_z():
     with pytest.raises(ValueError, match="arch must be one of"):
         gm.VAE(arch="transformer")
     with pytest.raises(ValueError, match="latent_dim=4"):
-        gm.VAE(latent_dim=4).sample(2, z=torch.zeros(2, 5))
+        gm.VAE(latent_dim=4).sample(z=torch.zeros(2, 5))
 
 
 def test_vae_config_is_frozen_and_rebuilds_the_same_network():

@@ -5,9 +5,9 @@ import pytest
 import torch
 
 import genmodels as gm
-from genmodels import data as gdata
-from genmodels import train as gtrain
-from genmodels.train import eval_images
+from genmodels.engine import batches
+from genmodels.engine import loops
+from genmodels.engine.loops import eval_images
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +122,7 @@ class _Interrupt(Exception):
 
 def _interrupt_after(monkeypatch, n_batches):
     """Make the data iterator raise after ``n_batches`` batches, like a kill in the middle of an epoch."""
-    original = gdata.DeviceBatches.__iter__
+    original = batches.DeviceBatches.__iter__
     count = {"n": 0}
 
     def flaky(self):
@@ -132,7 +132,7 @@ def _interrupt_after(monkeypatch, n_batches):
             count["n"] += 1
             yield batch
 
-    monkeypatch.setattr(gdata.DeviceBatches, "__iter__", flaky)
+    monkeypatch.setattr(batches.DeviceBatches, "__iter__", flaky)
 
 
 def test_resume_mid_epoch_equals_the_uninterrupted_run_vae(tmp_path, monkeypatch):
@@ -181,7 +181,7 @@ def test_checkpoint_round_trip_rebuilds_the_same_model(tmp_path, kind):
     assert loaded.checkpoint_info["step"] == 3
     z = torch.randn(4, model.latent_dim)
     model.eval()
-    torch.testing.assert_close(model.sample(0, z=z) if kind == "vae" else model.sample(4, z=z), loaded.sample(4, z=z))
+    torch.testing.assert_close(model.sample(z=z) if kind == "vae" else model.sample(z=z), loaded.sample(z=z))
     # loads with weights_only=True, i.e. holds nothing but tensors and plain containers
     torch.load(tmp_path / "m.pt", weights_only=True)
 
@@ -219,7 +219,7 @@ def test_corrupt_truncated_foreign_and_newer_checkpoints_give_clear_errors(tmp_p
 def test_loading_into_a_model_of_another_shape_names_both_shapes(tmp_path):
     path = gm.save_checkpoint(tmp_path / "z20.pt", gm.VAE(latent_dim=20))
     with pytest.raises(gm.CheckpointError) as err:
-        from genmodels.checkpoints import load_state_checked
+        from genmodels.engine.checkpoints import load_state_checked
 
         load_state_checked(gm.VAE(latent_dim=10), gm.read_checkpoint(path)["model_state"])
     message = str(err.value)
@@ -302,9 +302,9 @@ def test_compile_path_trains_and_matches_eager(tmp_path):
 # --- a discriminator that wins outright is reported ------------------------------------------------
 
 def test_saturated_steps_counts_and_finds_the_longest_run():
-    assert gtrain.saturated_steps([0.5, 0.001, 0.002, 0.3, 0.0, 0.0, 0.0]) == (5, 3)
-    assert gtrain.saturated_steps([]) == (0, 0)
-    assert gtrain.saturated_steps([0.2] * 10) == (0, 0)
+    assert loops.saturated_steps([0.5, 0.001, 0.002, 0.3, 0.0, 0.0, 0.0]) == (5, 3)
+    assert loops.saturated_steps([]) == (0, 0)
+    assert loops.saturated_steps([0.2] * 10) == (0, 0)
 
 
 @pytest.mark.parametrize("loss", ["saturating", "non_saturating"])

@@ -20,14 +20,14 @@ import torch
 from PIL import Image
 
 import genmodels as gm
-from genmodels import widgets as W
-from genmodels.plotting import image_grid
+from genmodels.app import widgets
+from genmodels.app.plotting import image_grid
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def test_set(mnist_subset):
+def mnist_test(mnist_subset):
     x, y = mnist_subset[1]
     return x[:300], y[:300]
 
@@ -71,19 +71,19 @@ def view_text(view):
 
 def test_mode_comes_from_the_argument_or_the_environment(monkeypatch):
     monkeypatch.delenv("GENMODELS_WIDGETS", raising=False)
-    assert W.resolve_mode() == "live"
+    assert widgets.resolve_mode() == "live"
     monkeypatch.setenv("GENMODELS_WIDGETS", "static")
-    assert W.resolve_mode() == "static" and W.resolve_mode("live") == "live"
+    assert widgets.resolve_mode() == "static" and widgets.resolve_mode("live") == "live"
     monkeypatch.setenv("GENMODELS_WIDGETS", "frozen")
     with pytest.raises(ValueError, match="GENMODELS_WIDGETS"):
-        W.resolve_mode()
+        widgets.resolve_mode()
 
 
 def test_png_holds_the_grid_enlarged_by_nearest_neighbour():
     images = torch.rand(6, 1, 28, 28)
     grid = image_grid(images, nrow=3, pad_value=0.5)
     expected = (grid.clamp(0, 1) * 255).round().to(torch.uint8)
-    picture = Image.open(io.BytesIO(W.png(images, nrow=3, scale=3)))
+    picture = Image.open(io.BytesIO(widgets.png(images, nrow=3, scale=3)))
     assert picture.size == (grid.shape[1] * 3, grid.shape[0] * 3) and picture.mode == "L"
     pixels = torch.from_numpy(np.array(picture))
     torch.testing.assert_close(pixels[::3, ::3], expected, rtol=0, atol=0)
@@ -92,9 +92,9 @@ def test_png_holds_the_grid_enlarged_by_nearest_neighbour():
 
 def test_controls_validate_their_options():
     with pytest.raises(ValueError, match="no options"):
-        W.Control("a", "a", ())
+        widgets.Control("a", "a", ())
     with pytest.raises(ValueError, match="outside"):
-        W.Control("a", "a", (("x", 1),), index=1)
+        widgets.Control("a", "a", (("x", 1),), index=1)
 
 
 # --- the explorer: one render function, two modes --------------------------------------------------
@@ -102,15 +102,15 @@ def test_controls_validate_their_options():
 def toy_render(calls):
     def render(a, b):
         calls.append((a, b))
-        return W.Frame([W.Panel(f"{a}{b}", f"{a}-{b}".encode())], f"a={a} b={b}")
+        return widgets.Frame([widgets.Panel(f"{a}{b}", f"{a}-{b}".encode())], f"a={a} b={b}")
     return render
 
 
 def test_static_explorer_renders_every_combination_into_linked_stacks():
     calls = []
-    controls = [W.Control("a", "A", (("one", 1), ("two", 2), ("three", 3)), index=1),
-                W.Control("b", "B", (("x", "x"), ("y", "y")), kind="toggle")]
-    e = W.Explorer(controls, toy_render(calls), mode="static", name="toy")
+    controls = [widgets.Control("a", "A", (("one", 1), ("two", 2), ("three", 3)), index=1),
+                widgets.Control("b", "B", (("x", "x"), ("y", "y")), kind="toggle")]
+    e = widgets.Explorer(controls, toy_render(calls), mode="static", name="toy")
     assert sorted(calls) == sorted(itertools.product((1, 2, 3), ("x", "y")))
     outer = e.widget.children[-1]
     assert isinstance(outer, ipywidgets.Stack) and outer.selected_index == 1
@@ -128,7 +128,7 @@ def test_static_explorer_renders_every_combination_into_linked_stacks():
 
 
 def test_static_widget_state_serializes_with_stacks_and_links():
-    e = W.Explorer([W.Control("a", "A", (("1", 1), ("2", 2)))], lambda a: W.Frame([W.Panel("p", bytes([a]))]), mode="static")
+    e = widgets.Explorer([widgets.Control("a", "A", (("1", 1), ("2", 2)))], lambda a: widgets.Frame([widgets.Panel("p", bytes([a]))]), mode="static")
     state = ipywidgets.Widget.get_manager_state(widgets=None)["state"]
     names = {m["model_name"] for m in state.values()}
     assert {"StackModel", "LinkModel", "SelectionSliderModel", "HTMLModel"} <= names
@@ -139,8 +139,8 @@ def test_static_widget_state_serializes_with_stacks_and_links():
 
 def test_live_explorer_renders_once_then_on_every_move():
     calls = []
-    controls = [W.Control("a", "A", (("one", 1), ("two", 2))), W.Control("b", "B", (("x", "x"), ("y", "y")))]
-    e = W.Explorer(controls, toy_render(calls), mode="live")
+    controls = [widgets.Control("a", "A", (("one", 1), ("two", 2))), widgets.Control("b", "B", (("x", "x"), ("y", "y")))]
+    e = widgets.Explorer(controls, toy_render(calls), mode="live")
     assert calls == [(1, "x")] and not e.links
     e.controls["b"].index = 1
     e.controls["a"].index = 1
@@ -151,92 +151,92 @@ def test_live_explorer_renders_once_then_on_every_move():
 # --- the four widgets ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("mode", ["live", "static"])
-def test_vae_latent_size_explorer_shows_the_models_own_samples_and_bound(mode, vaes, test_set):
-    e = W.latent_size_explorer("vae", sizes=(2, 4, 8), models=vaes, test_data=test_set, mode=mode, n_eval=200)
+def test_vae_latent_size_explorer_shows_the_models_own_samples_and_bound(mode, vaes, mnist_test):
+    e = widgets.latent_size_explorer("vae", sizes=(2, 4, 8), models=vaes, test_data=mnist_test, mode=mode, n_eval=200)
     views = leaves(e.widget.children[-1]) if mode == "static" else [e._view.box]
     sizes = (2, 4, 8) if mode == "static" else (8,)  # the slider starts at the third size
     assert len(views) == len(sizes)
-    x, y = test_set
+    x, y = mnist_test
     digits = x[[int((y == c).nonzero()[0]) for c in range(8)]]
     for view, d in zip(views, sizes):
         vae = vaes[d]
         samples, recon = view_images(view)
         z = torch.randn(32, d, generator=torch.Generator().manual_seed(0))
-        assert samples == W.png(vae.sample(32, z=z), nrow=8)
-        binary = gm.train.eval_images(digits, "dynamic")
-        assert recon == W.png(torch.cat([binary, vae.reconstruct(binary)]), nrow=8)
+        assert samples == widgets.png(vae.sample(z=z), nrow=8)
+        binary = gm.eval_images(digits, "dynamic")
+        assert recon == widgets.png(torch.cat([binary, vae.reconstruct(binary)]), nrow=8)
         m = gm.evaluate_vae(vae, x[:200])
         text = view_text(view)
         assert f"latent size <b>{d}</b>" in text
         assert f"<b>{m['nelbo']:.1f}</b> nats" in text and f"reconstruction {m['recon']:.1f} + KL {m['kl']:.1f}" in text
 
 
-def test_gan_noise_size_explorer_uses_recorded_numbers_or_measures_them(gans, test_set):
+def test_gan_noise_size_explorer_uses_recorded_numbers_or_measures_them(gans, mnist_test):
     gans[2].zoo_info = {"metrics": {"fcd": 123.4, "fcd_images": 2000, "classes_covered": 7, "test_data": "somewhere"}}
     try:
-        e = W.latent_size_explorer("gan", sizes=(2, 8), models=gans, test_data=test_set, mode="static")
+        e = widgets.latent_size_explorer("gan", sizes=(2, 8), models=gans, test_data=mnist_test, mode="static")
     finally:
         del gans[2].zoo_info
     first, second = leaves(e.widget.children[-1])
     assert "<b>123</b>" in view_text(first) and "7 of 10" in view_text(first)
     z = torch.randn(32, 8, generator=torch.Generator().manual_seed(0))
-    assert view_images(second) == [W.png(gans[8].sample(32, z=z), nrow=8)]
+    assert view_images(second) == [widgets.png(gans[8].sample(z=z), nrow=8)]
     fcd = float(re.search(r"distance <b>([0-9.]+)</b>", view_text(second)).group(1))
     assert math.isfinite(fcd) and fcd > 0
 
 
 @pytest.mark.parametrize("mode", ["live", "static"])
-def test_latent_navigator_decodes_the_point_the_sliders_select(mode, vaes, test_set):
-    e = W.latent_navigator(vaes[2], steps=5, span=2.0, test_data=test_set, mode=mode)
+def test_latent_navigator_decodes_the_point_the_sliders_select(mode, vaes, mnist_test):
+    e = widgets.latent_navigator(vaes[2], steps=5, span=2.0, test_data=mnist_test, mode=mode)
     grid = torch.linspace(-2, 2, 5).tolist()
     if mode == "static":
         views = leaves(e.widget.children[-1].children[-1])
         assert len(views) == 25
         for view, (z1, z2) in zip(views, itertools.product(grid, grid)):
             z = torch.tensor([[z1, z2]])
-            assert view_images(view) == [W.png(vaes[2].sample(1, z=z), scale=5)]
+            assert view_images(view) == [widgets.png(vaes[2].sample(z=z), scale=5)]
     else:
         e.controls["z1"].index, e.controls["z2"].index = 0, 4
         z = torch.tensor([[grid[0], grid[4]]])
-        assert view_images(e._view.box) == [W.png(vaes[2].sample(1, z=z), scale=5)]
+        assert view_images(e._view.box) == [widgets.png(vaes[2].sample(z=z), scale=5)]
         assert "z = (−2.0, +2.0)" in view_text(e._view.box)
 
 
-def test_latent_navigator_needs_a_2d_vae(vaes, test_set):
+def test_latent_navigator_needs_a_2d_vae(vaes, mnist_test):
     with pytest.raises(ValueError, match="latent_dim=2"):
-        W.latent_navigator(vaes[4], test_data=test_set)
+        widgets.latent_navigator(vaes[4], test_data=mnist_test)
 
 
 def test_gan_interpolation_offers_both_paths_and_reports_the_norms(gans):
-    e = W.interpolation_explorer("gan", model=gans[8], pairs=2, steps=5, mode="static")
+    e = widgets.interpolation_explorer("gan", model=gans[8], pairs=2, steps=5, mode="static")
     views = leaves(e.widget.children[-1])
     assert len(views) == 2 * 2 * 5
     z = torch.randn(2, 8, generator=torch.Generator().manual_seed(0))  # noise pair 1
     for view, (path, t) in zip(views[:10], itertools.product(("linear", "spherical"), torch.linspace(0, 1, 5).tolist())):
-        z_t = gm.latent.interpolate(z[0], z[1], t, path=path)
+        z_t = gm.latent_space.interpolate(z[0], z[1], t, path=path)
         assert f"‖z_t‖ = <b>{z_t.norm():.2f}</b>" in view_text(view)
-        assert view_images(view)[0] == W.png(gans[8].sample(1, z=z_t), scale=4)
+        assert view_images(view)[0] == widgets.png(gans[8].sample(z=z_t), scale=4)
 
 
-def test_vae_interpolation_walks_between_two_typical_test_digits_codes(vaes, test_set):
-    e = W.interpolation_explorer("vae", model=vaes[4], pairs=1, steps=3, test_data=test_set, mode="live")
-    x, y = test_set
-    codes = gm.latent.encode_dataset(vaes[4], x)
+def test_vae_interpolation_walks_between_two_typical_test_digits_codes(vaes, mnist_test):
+    e = widgets.interpolation_explorer("vae", model=vaes[4], pairs=1, steps=3, test_data=mnist_test, mode="live")
+    x, y = mnist_test
+    codes = gm.latent_space.encode_dataset(vaes[4], x)
     ends = []
     for c in (3, 8):  # by brute force: the member of the class closest to the class's mean code
         members = codes[y == c]
         distances = [float((m - members.mean(0)).norm()) for m in members]
         ends.append(members[distances.index(min(distances))])
     e.controls["t"].index = 2
-    assert view_images(e._view.box)[0] == W.png(vaes[4].sample(1, z=ends[1][None]), scale=4)
+    assert view_images(e._view.box)[0] == widgets.png(vaes[4].sample(z=ends[1][None]), scale=4)
     e.controls["t"].index = 0
-    assert view_images(e._view.box)[0] == W.png(vaes[4].sample(1, z=ends[0][None]), scale=4)
+    assert view_images(e._view.box)[0] == widgets.png(vaes[4].sample(z=ends[0][None]), scale=4)
     assert e.specs[0].options[0][0] == "a typical 3 → a typical 8"
 
 
-def test_training_panel_trains_with_a_progress_bar_then_shows_samples(test_set):
-    x, y = test_set
-    panel = W.training_panel(data=(x[:128], y[:128]), test_data=(x[:100], y[:100]), mode="live", device="cpu")
+def test_training_panel_trains_with_a_progress_bar_then_shows_samples(mnist_test):
+    x, y = mnist_test
+    panel = widgets.training_panel(data=(x[:128], y[:128]), test_data=(x[:100], y[:100]), mode="live", device="cpu")
     panel.controls["epochs"].value = 2
     panel.controls["latent_dim"].value = 2
     panel.controls["train"].click()
@@ -253,7 +253,7 @@ def test_training_panel_trains_with_a_progress_bar_then_shows_samples(test_set):
 
 
 def test_training_panel_in_the_static_book_is_disabled_and_says_why():
-    panel = W.training_panel(mode="static")
+    panel = widgets.training_panel(mode="static")
     assert all(c.disabled for c in panel.controls.values())
     assert "running Python kernel" in panel.widget.children[-2].value
 

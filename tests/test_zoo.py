@@ -13,7 +13,8 @@ import pytest
 import torch
 
 import genmodels as gm
-from genmodels import zoo
+from genmodels.app import widgets
+from genmodels.app import zoo
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +65,7 @@ def test_shipped_checkpoints_hold_float16_weights_of_the_specified_model(name):
 def test_shipped_vaes_numbers_add_up_and_improve_with_latent_size_up_to_16():
     models = zoo.read_manifest(zoo.SHIPPED_DIR)
     nelbo = {}
-    for d in zoo.LATENT_SIZES:
+    for d in widgets.LATENT_SIZES:
         m = models[f"vae-d{d}"]["metrics"]
         assert m["test_nelbo"] == pytest.approx(m["test_recon"] + m["test_kl"], rel=1e-6)
         assert m["test_kl"] > 0
@@ -77,7 +78,7 @@ def test_a_shipped_vae_beats_the_independent_pixel_baseline_on_held_out_digits(s
     with the training set's pixel means; a trained VAE must do far better (tens of nats)."""
     train, test = subset
     vae = zoo.load("vae-d16", train_if_missing=False)
-    x_test = gm.train.eval_images(test.images, "dynamic").flatten(1)
+    x_test = gm.eval_images(test.images, "dynamic").flatten(1)
     p = train.images.float().div(255).flatten(1).mean(0).clamp(1e-3, 1 - 1e-3)
     baseline = -(x_test * p.log() + (1 - x_test) * (1 - p).log()).sum(1).mean().item()
     nelbo = gm.evaluate_vae(vae, test.images)["nelbo"]
@@ -90,8 +91,8 @@ def test_a_shipped_gan_is_much_closer_to_the_digits_than_an_untrained_one(subset
     torch.manual_seed(0)
     untrained = zoo.spec("gan-d16").build().eval()
     z = torch.randn(500, 16, generator=torch.Generator().manual_seed(0))
-    fcd_trained = gm.frechet_classifier_distance(trained.sample(500, z=z), test.images[:500])
-    fcd_untrained = gm.frechet_classifier_distance(untrained.sample(500, z=z), test.images[:500])
+    fcd_trained = gm.frechet_classifier_distance(trained.sample(z=z), test.images[:500])
+    fcd_untrained = gm.frechet_classifier_distance(untrained.sample(z=z), test.images[:500])
     assert fcd_trained < fcd_untrained / 2, (fcd_trained, fcd_untrained)
 
 

@@ -1,6 +1,9 @@
 """genmodels: the VAEs and GANs of the book, derived, checked and trained.
 
-The public names the chapters use are re-exported here::
+The modules at the top level follow the book's chapters (``distributions``, ``vae``, ``gan``,
+``linear_gaussian``, ``gan_1d``, ``gan_mixtures``, ``gradient_estimators``, ``latent_space``,
+``vae_vs_gan``); the plumbing sits one level down (``engine``, ``metrics``, ``app``). The names the
+chapters use are re-exported here::
 
     import genmodels as gm
     x, y = gm.load_mnist(split="train")          # uint8 [N, 28, 28], int64 [N]
@@ -10,6 +13,19 @@ The public names the chapters use are re-exported here::
 """
 __version__ = "0.1.0"
 
+from . import (  # noqa: E402  (the chapters' modules, as gm.<module>)
+    distributions,
+    gan_1d,
+    gan_mixtures,
+    gradient_estimators,
+    latent_space,
+    linear_gaussian,
+    vae_vs_gan,
+)
+from .app import plotting, widgets, zoo  # noqa: E402
+from .app.plotting import image_grid, show_images  # noqa: E402
+from .autoencoder import Autoencoder  # noqa: E402
+from .core import UserError, eval_mode, pick_device, seed_everything  # noqa: E402
 from .distributions import (  # noqa: E402
     bernoulli_log_likelihood,
     elbo,
@@ -20,19 +36,33 @@ from .distributions import (  # noqa: E402
     reparameterize,
     standard_normal_log_prob,
 )
-from .data import (  # noqa: E402
+from .engine import (  # noqa: E402
     PIXEL_MODELS,
+    CheckpointError,
     DataError,
     DeviceBatches,
+    GANTrainConfig,
+    History,
     ImageSet,
+    TrainConfig,
+    TrainingDiverged,
     binarize,
+    eval_images,
+    evaluate_vae,
+    gan_step,
+    load_checkpoint,
     load_fashion_mnist,
     load_mnist,
+    read_checkpoint,
     read_idx,
+    save_checkpoint,
     static_binarize,
     to_float,
+    train_autoencoder,
+    train_gan,
+    train_vae,
+    vae_step,
 )
-from .vae import VAE, VAEConfig  # noqa: E402
 from .gan import (  # noqa: E402
     GAN,
     GENERATOR_LOSSES,
@@ -41,20 +71,9 @@ from .gan import (  # noqa: E402
     discriminator_loss,
     generator_loss,
 )
-from .toys import LinearGaussian, ToyDiscriminator, ToyGenerator, grid_of_gaussians, ring_of_gaussians  # noqa: E402
-from .checkpoints import CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint  # noqa: E402
-from .train import (  # noqa: E402
-    GANTrainConfig,
-    History,
-    TrainConfig,
-    TrainingDiverged,
-    evaluate_vae,
-    pick_device,
-    seed_everything,
-    train_gan,
-    train_vae,
-)
-from .plotting import image_grid, show_images  # noqa: E402
+from .gan_1d import ToyDiscriminator, ToyGenerator  # noqa: E402
+from .gan_mixtures import grid_of_gaussians, ring_of_gaussians  # noqa: E402
+from .linear_gaussian import LinearGaussian  # noqa: E402
 from .metrics import (  # noqa: E402
     ClassifierConfig,
     MNISTClassifier,
@@ -68,5 +87,32 @@ from .metrics import (  # noqa: E402
     mode_coverage,
     train_classifier,
 )
-from .autoencoder import Autoencoder, train_autoencoder  # noqa: E402
-from . import compare, estimators, latent, toy_gans, widgets, zoo  # noqa: E402
+from .vae import VAE, VAEConfig  # noqa: E402
+
+__all__ = [
+    "__version__",
+    # the chapters' modules
+    "distributions", "gan_1d", "gan_mixtures", "gradient_estimators", "latent_space", "linear_gaussian",
+    "vae_vs_gan", "plotting", "widgets", "zoo",
+    # maths
+    "bernoulli_log_likelihood", "elbo", "gaussian_kl", "gaussian_log_likelihood", "gaussian_log_prob",
+    "iwae_bound", "reparameterize", "standard_normal_log_prob",
+    # models
+    "VAE", "VAEConfig", "GAN", "GANConfig", "GENERATOR_LOSSES", "MinibatchDiscrimination", "Autoencoder",
+    "LinearGaussian", "ToyGenerator", "ToyDiscriminator", "ring_of_gaussians", "grid_of_gaussians",
+    "generator_loss", "discriminator_loss",
+    # training
+    "vae_step", "gan_step", "train_vae", "train_gan", "train_autoencoder", "TrainConfig", "GANTrainConfig",
+    "History", "TrainingDiverged", "evaluate_vae", "eval_images",
+    # data
+    "load_mnist", "load_fashion_mnist", "read_idx", "ImageSet", "DataError", "DeviceBatches", "PIXEL_MODELS",
+    "to_float", "binarize", "static_binarize",
+    # checkpoints
+    "save_checkpoint", "load_checkpoint", "read_checkpoint", "CheckpointError",
+    # metrics
+    "ClassifierConfig", "MNISTClassifier", "train_classifier", "evaluate_classifier", "load_classifier",
+    "frechet_distance", "frechet_classifier_distance", "class_histogram", "classes_covered", "kl_to_uniform",
+    "mode_coverage",
+    # helpers
+    "pick_device", "seed_everything", "eval_mode", "UserError", "image_grid", "show_images",
+]

@@ -1,7 +1,7 @@
-"""``python -m genmodels ...``: see :mod:`genmodels.cli`."""
+"""``python -m genmodels ...``: the command line, :mod:`genmodels.app.cli`."""
 import sys
 
-from .cli import main
+from .app.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -16,16 +16,14 @@ head of ``latent_dim`` outputs.
 """
 from __future__ import annotations
 
-from typing import List, Optional, Union
-
 import torch
 from torch import nn
 
 from . import distributions as D
-from .data import DeviceBatches
-from .vae import NUM_PIXELS, MLPDecoder, as_images
+from .core import NUM_PIXELS, as_images
+from .vae import MLPDecoder
 
-__all__ = ["Autoencoder", "train_autoencoder"]
+__all__ = ["Autoencoder"]
 
 
 class Autoencoder(nn.Module):
@@ -63,41 +61,5 @@ class Autoencoder(nn.Module):
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        """:math:`\\sigma(d(e(x)))`, ``[B, 1, 28, 28]`` in [0, 1]."""
+        r""":math:`\sigma(d(e(x)))`, ``[B, 1, 28, 28]`` in [0, 1]."""
         return torch.sigmoid(self.decode(self.encode(x)))
-
-
-def train_autoencoder(
-    model: Autoencoder,
-    images: torch.Tensor,
-    *,
-    num_epochs: int = 10,
-    batch_size: int = 128,
-    lr: float = 1e-3,
-    pixels: str = "dynamic",
-    seed: int = 0,
-    device: Union[str, torch.device, None] = None,
-) -> List[float]:
-    """Minimise the reconstruction loss with Adam; returns the mean training loss of each epoch (nats per image).
-
-    ``images`` are uint8 ``[N, 28, 28]`` (or an ``(images, labels)`` pair); the batches are made on the
-    device by :class:`~genmodels.data.DeviceBatches` with the given pixel model and ``seed``.
-    """
-    if isinstance(images, (tuple, list)):
-        images = images[0]
-    device = torch.device(device) if device is not None else next(model.parameters()).device
-    model.to(device).train()
-    batches = DeviceBatches(images, batch_size=batch_size, pixels=pixels, device=device, seed=seed)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    losses: List[float] = []
-    for _ in range(num_epochs):
-        total: Optional[torch.Tensor] = None
-        for x in batches:
-            loss = model(x)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total = loss.detach() * len(x) if total is None else total + loss.detach() * len(x)
-        losses.append(float(total) / batches.num_images)
-    model.eval()
-    return losses

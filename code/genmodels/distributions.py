@@ -81,6 +81,7 @@ def reparameterize(
     *,
     n_samples: Optional[int] = None,
     generator: Optional[torch.Generator] = None,
+    eps: Optional[torch.Tensor] = None,
 ) -> torch.Tensor:
     r"""Draw :math:`z \sim \mathcal N(\mu, \operatorname{diag}\sigma^2)` as a differentiable function of ``mu`` and ``logvar``.
 
@@ -99,9 +100,13 @@ def reparameterize(
         If given, draw that many samples: the result gets a leading dimension ``[n_samples, ..., D]``.
     generator : torch.Generator, optional
         Source of :math:`\varepsilon` (for reproducible draws).
+    eps : Tensor, optional
+        The standard-normal noise itself, broadcastable against ``mu`` (``n_samples`` and ``generator``
+        are then not used): the same map with noise drawn elsewhere.
     """
-    shape = mu.shape if n_samples is None else (n_samples, *mu.shape)
-    eps = torch.randn(shape, dtype=mu.dtype, device=mu.device, generator=generator)
+    if eps is None:
+        shape = mu.shape if n_samples is None else (n_samples, *mu.shape)
+        eps = torch.randn(shape, dtype=mu.dtype, device=mu.device, generator=generator)
     return mu + (0.5 * logvar).exp() * eps
 
 

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .vae import IMAGE_SHAPE, NUM_PIXELS, ConfiguredModel, _check_positive_int
+from .core import IMAGE_SHAPE, NUM_PIXELS, ConfiguredModel, check_positive_int, eval_mode, latent_codes
 
 __all__ = [
     "GENERATOR_LOSSES",
@@ -78,12 +78,12 @@ def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> 
 
 @dataclass(frozen=True)
 class GANConfig:
-    """Everything needed to rebuild a GAN; stored in its checkpoints.
+    r"""Everything needed to rebuild a GAN; stored in its checkpoints.
 
     Parameters
     ----------
     latent_dim : int
-        Size of the noise :math:`z \\sim \\mathcal N(0, I)`.
+        Size of the noise :math:`z \sim \mathcal N(0, I)`.
     arch : {"mlp", "dcgan"}
         Fully connected networks, or the DCGAN layout (Radford et al. 2016) at MNIST's native 28×28.
     hidden_dim : int
@@ -105,7 +105,7 @@ class GANConfig:
 
     def __post_init__(self):
         for name in ("latent_dim", "hidden_dim", "channels", "minibatch_kernel_dim"):
-            _check_positive_int(name, getattr(self, name))
+            check_positive_int(name, getattr(self, name))
         if isinstance(self.minibatch_kernels, bool) or not isinstance(self.minibatch_kernels, int) or self.minibatch_kernels < 0:
             raise ValueError(f"minibatch_kernels must be a non-negative integer, got {self.minibatch_kernels!r}")
         if self.arch not in ARCHS:
@@ -270,23 +270,18 @@ class GAN(ConfiguredModel):
             self.discriminator.apply(_dcgan_init)
 
     def sample_noise(self, n: int, *, generator: Optional[torch.Generator] = None) -> torch.Tensor:
-        """:math:`z \\sim \\mathcal N(0, I)`, ``[n, latent_dim]`` on the model's device."""
-        _check_positive_int("n", n)
-        return torch.randn(n, self.latent_dim, device=self.device, generator=generator)
+        r""":math:`z \sim \mathcal N(0, I)`, ``[n, latent_dim]`` on the model's device."""
+        return latent_codes(n, None, self.latent_dim, self.device, generator)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.generator(z)
 
     @torch.no_grad()
-    def sample(self, n: int, *, generator: Optional[torch.Generator] = None, z: Optional[torch.Tensor] = None):
-        """``n`` generated images ``[n, 1, 28, 28]`` in [0, 1], with the generator in eval mode."""
-        if z is None:
-            z = self.sample_noise(n, generator=generator)
-        elif z.shape[-1] != self.latent_dim:
-            raise ValueError(f"z has {z.shape[-1]} dimensions but this GAN has latent_dim={self.latent_dim}")
-        was_training = self.generator.training
-        self.generator.eval()
-        try:
-            return self.generator(z.to(self.device))
-        finally:
-            self.generator.train(was_training)
+    def sample(
+        self, n: Optional[int] = None, *, z: Optional[torch.Tensor] = None, generator: Optional[torch.Generator] = None
+    ) -> torch.Tensor:
+        """Generated images ``[n, 1, 28, 28]`` in [0, 1], from ``n`` draws of the noise or from the given
+        ``z`` (``[m, latent_dim]``; give one of ``n`` and ``z``), with the generator in eval mode."""
+        z = latent_codes(n, z, self.latent_dim, self.device, generator)
+        with eval_mode(self.generator):
+            return self.generator(z)

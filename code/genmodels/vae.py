@@ -8,25 +8,25 @@ without clamping and :math:`\log\sigma^2` never has to be computed from a :math:
 """
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
-from typing import Any, Optional
+from typing import Optional
 
 import torch
 from torch import nn
 
 from . import distributions as D
+from .core import (
+    IMAGE_SHAPE,
+    NUM_PIXELS,
+    ConfiguredModel,
+    as_images,
+    check_positive_int,
+    latent_codes,
+)
 
-__all__ = ["VAEConfig", "VAE", "MLPEncoder", "MLPDecoder", "ConvEncoder", "ConvDecoder", "as_images"]
+__all__ = ["VAEConfig", "VAE", "MLPEncoder", "MLPDecoder", "ConvEncoder", "ConvDecoder"]
 
-IMAGE_SHAPE = (1, 28, 28)
-NUM_PIXELS = 784
 ARCHS = ("mlp", "conv")
-
-
-def _check_positive_int(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -51,34 +51,14 @@ class VAEConfig:
     channels: int = 32
 
     def __post_init__(self):
-        _check_positive_int("latent_dim", self.latent_dim)
-        _check_positive_int("hidden_dim", self.hidden_dim)
-        _check_positive_int("channels", self.channels)
+        check_positive_int("latent_dim", self.latent_dim)
+        check_positive_int("hidden_dim", self.hidden_dim)
+        check_positive_int("channels", self.channels)
         if self.arch not in ARCHS:
             raise ValueError(f"arch must be one of {ARCHS}, got {self.arch!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def as_images(x: torch.Tensor) -> torch.Tensor:
-    """Bring a batch of MNIST-sized images to float ``[B, 1, 28, 28]``.
-
-    Accepts ``[B, 1, 28, 28]``, ``[B, 28, 28]`` or ``[B, 784]``; uint8 input is scaled to [0, 1].
-    """
-    if x.dtype == torch.uint8:
-        x = x.float().div(255)
-    elif not x.is_floating_point():
-        x = x.float()
-    if x.shape[-3:] == IMAGE_SHAPE:
-        return x
-    if x.shape[-2:] == IMAGE_SHAPE[1:]:
-        return x.unsqueeze(-3)
-    if x.shape[-1] == NUM_PIXELS:
-        return x.reshape(*x.shape[:-1], *IMAGE_SHAPE)
-    raise ValueError(
-        f"expected images shaped [B, 1, 28, 28], [B, 28, 28] or [B, 784], got {list(x.shape)}"
-    )
 
 
 class MLPEncoder(nn.Module):
@@ -157,25 +137,6 @@ class ConvDecoder(nn.Module):
         return self.net(z)
 
 
-class ConfiguredModel(nn.Module):
-    """What the book's models share: ``self.config`` (a frozen config dataclass with ``latent_dim``)
-    builds them, ``from_config`` rebuilds them, and they report their latent size and device."""
-
-    config: Any
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(config=config)
-
-    @property
-    def latent_dim(self) -> int:
-        return self.config.latent_dim
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.parameters()).device
-
-
 class VAE(ConfiguredModel):
     r"""A VAE with a Bernoulli decoder on logits and a diagonal-Gaussian encoder.
 
@@ -211,11 +172,11 @@ class VAE(ConfiguredModel):
 
     # --- the two networks -------------------------------------------------------------------
     def encode(self, x: torch.Tensor):
-        """Parameters of :math:`q(z\\mid x)`: ``mu`` and ``logvar``, each ``[B, latent_dim]``."""
+        r"""Parameters of :math:`q(z\mid x)`: ``mu`` and ``logvar``, each ``[B, latent_dim]``."""
         return self.encoder(as_images(x))
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Logits of :math:`p(x\\mid z)`, ``[..., 1, 28, 28]``; ``z`` may have leading sample dimensions."""
+        r"""Logits of :math:`p(x\mid z)`, ``[..., 1, 28, 28]``; ``z`` may have leading sample dimensions."""
         lead = z.shape[:-1]
         logits = self.decoder(z.reshape(-1, z.shape[-1]))
         return logits.reshape(*lead, *IMAGE_SHAPE)
@@ -230,10 +191,7 @@ class VAE(ConfiguredModel):
         """
         x = as_images(x)
         mu, logvar = self.encoder(x)  # (B, D) each
-        if eps is None:
-            z = D.reparameterize(mu, logvar)  # (B, D)
-        else:
-            z = mu + (0.5 * logvar).exp() * eps  # (B, D): the same formula with the given noise
+        z = D.reparameterize(mu, logvar, eps=eps)  # (B, D)
         logits = self.decoder(z)  # (B, 1, 28, 28)
         log_px = D.bernoulli_log_likelihood(logits.float(), x)  # (B,)
         kl = D.gaussian_kl(mu.float(), logvar.float())  # (B,)
@@ -250,36 +208,32 @@ class VAE(ConfiguredModel):
 
         The ``k`` samples are decoded ``chunk_size`` at a time, so ``k = 1000`` fits in memory.
         """
-        _check_positive_int("k", k)
+        check_positive_int("k", k)
         x = as_images(x)
         mu, logvar = self.encoder(x)
-        log_w = []
+        parts = []  # (log p(x|z), log p(z), log q(z|x)) per chunk of samples, each (n, B)
         for start in range(0, k, chunk_size):
             n = min(chunk_size, k - start)
             z = D.reparameterize(mu, logvar, n_samples=n)  # (n, B, D)
             logits = self.decode(z).float()  # (n, B, 1, 28, 28)
-            log_w.append(
-                D.bernoulli_log_likelihood(logits, x)
-                + D.standard_normal_log_prob(z.float())
-                - D.gaussian_log_prob(z.float(), mu.float(), logvar.float())
-            )
-        log_w = torch.cat(log_w)  # (k, B)
-        return torch.logsumexp(log_w, dim=0) - math.log(k)
+            z, mu32, logvar32 = z.float(), mu.float(), logvar.float()
+            parts.append((D.bernoulli_log_likelihood(logits, x), D.standard_normal_log_prob(z),
+                          D.gaussian_log_prob(z, mu32, logvar32)))
+        return D.iwae_bound(*(torch.cat(terms) for terms in zip(*parts)))  # (B,)
 
     # --- using the model -------------------------------------------------------------------
     @torch.no_grad()
-    def sample(self, n: int, *, generator: Optional[torch.Generator] = None, z: Optional[torch.Tensor] = None):
-        """``n`` images from the model, ``[n, 1, 28, 28]`` in [0, 1]: the decoder's Bernoulli means
-        :math:`\\sigma(a)` at :math:`z \\sim \\mathcal N(0, I)` (or at the given ``z``)."""
-        if z is None:
-            _check_positive_int("n", n)
-            z = torch.randn(n, self.latent_dim, device=self.device, generator=generator)
-        elif z.shape[-1] != self.latent_dim:
-            raise ValueError(f"z has {z.shape[-1]} dimensions but this VAE has latent_dim={self.latent_dim}")
-        return torch.sigmoid(self.decode(z.to(self.device)))
+    def sample(
+        self, n: Optional[int] = None, *, z: Optional[torch.Tensor] = None, generator: Optional[torch.Generator] = None
+    ) -> torch.Tensor:
+        r"""Images from the model, ``[n, 1, 28, 28]`` in [0, 1]: the decoder's Bernoulli means
+        :math:`\sigma(a)`, at ``n`` draws :math:`z \sim \mathcal N(0, I)` or at the given codes ``z``
+        (``[m, latent_dim]``; give one of ``n`` and ``z``)."""
+        z = latent_codes(n, z, self.latent_dim, self.device, generator)
+        return torch.sigmoid(self.decode(z))
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        """Decode the posterior mean: :math:`\\sigma(\\text{decoder}(\\mu(x)))`, ``[B, 1, 28, 28]`` in [0, 1]."""
+        r"""Decode the posterior mean: :math:`\sigma(\text{decoder}(\mu(x)))`, ``[B, 1, 28, 28]`` in [0, 1]."""
         mu, _ = self.encode(x)
         return torch.sigmoid(self.decode(mu))

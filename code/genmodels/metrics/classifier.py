@@ -1,44 +1,35 @@
-r"""Evaluation metrics: a digit classifier, the Fréchet distance on its features, class and mode counts.
+"""The small MNIST classifier behind the book's metrics, its training and its file format.
 
-Digits
 ------
 There are no Inception weights to download here, and Inception was made for 299×299 photographs, not
 28×28 digits. So the package trains its own small :class:`MNISTClassifier` and ships its weights
 (``genmodels/weights/mnist_classifier.pt``, float16, about 0.4 MB; provenance in
 ``genmodels/weights/README.md``). On top of it:
-
-* :func:`frechet_classifier_distance`, the **Fréchet classifier distance (FCD)**: the Fréchet
-  inception distance (FID, Heusel et al. 2017) computed on the classifier's penultimate-layer features
-  instead of Inception's pool features. It is *not* comparable with FID numbers in papers; it is
-  comparable with itself, at the same number of images.
-* :func:`class_histogram`, :func:`classes_covered` and :func:`kl_to_uniform`: which digits a generator
-  draws, and how evenly.
-
-2-D mixtures
-------------
-:func:`mode_coverage` counts the modes of the ring and grid of Gaussians of :mod:`genmodels.toys` that a
-generator reaches, and the share of its samples that land near a mode.
 """
 from __future__ import annotations
 
 import copy
 import functools
 import math
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Dict, Optional, Union
+from typing import (
+    Any,
+    Dict,
+    Optional,
+)
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import __version__
-from .checkpoints import CheckpointError, atomic_torch_save
-from .data import DeviceBatches, load_mnist, to_float
-from .train import pick_device, seed_everything
+from .. import __version__
+from ..core import WEIGHTS_DIR, DeviceLike, PathLike, pick_device, seed_everything
+from ..engine.batches import DeviceBatches
+from ..engine.checkpoints import CheckpointError, atomic_torch_save
+from ..engine.sources import load_mnist
+from .checks import NUM_CLASSES, _as_images, _batches, _model_device
 
 __all__ = [
     "ClassifierConfig",
@@ -49,83 +40,15 @@ __all__ = [
     "save_classifier",
     "load_classifier",
     "DEFAULT_CLASSIFIER_PATH",
-    "classifier_features",
-    "frechet_distance",
-    "frechet_classifier_distance",
-    "class_histogram",
-    "classes_covered",
-    "kl_to_uniform",
-    "mode_coverage",
 ]
 
-PathLike = Union[str, "os.PathLike[str]"]
-DeviceLike = Union[str, torch.device, None]
-
 #: The weights shipped with the package (written by :func:`train_classifier_command`).
-DEFAULT_CLASSIFIER_PATH = Path(__file__).parent / "weights" / "mnist_classifier.pt"
+DEFAULT_CLASSIFIER_PATH = WEIGHTS_DIR / "mnist_classifier.pt"
 
 CLASSIFIER_FORMAT = "genmodels-mnist-classifier"
 CLASSIFIER_FORMAT_VERSION = 1
-NUM_CLASSES = 10
 
 
-# ----------------------------------------------------------------------------------------------
-# Images in, checked
-# ----------------------------------------------------------------------------------------------
-
-
-def _as_images(images: torch.Tensor, *, name: str = "images") -> torch.Tensor:
-    """Float ``[N, 1, 28, 28]`` in [0, 1] from uint8 (0..255) or float ([0, 1]) digits; never a guess.
-
-    uint8 is divided by 255 (:func:`genmodels.data.to_float`). Floats must already lie in [0, 1]: a float
-    tensor with values up to 255, or in [-1, 1] (a tanh generator), is refused with a ``ValueError`` that
-    says how to convert it, instead of being rescaled by a guess that would be silently wrong for some inputs.
-    Accepted shapes: ``[N, 28, 28]``, ``[N, 1, 28, 28]`` and ``[N, 784]``.
-    """
-    if not isinstance(images, torch.Tensor):
-        images = torch.as_tensor(np.asarray(images))
-    shape = list(images.shape)
-    if images.ndim == 2 and images.shape[1] == 784:
-        images = images.reshape(-1, 28, 28)
-    if images.ndim == 3:
-        images = images.unsqueeze(1)
-    if images.ndim != 4 or tuple(images.shape[1:]) != (1, 28, 28):
-        raise ValueError(f"{name} must be MNIST-sized, [N, 28, 28], [N, 1, 28, 28] or [N, 784]; got {shape}")
-    if images.shape[0] == 0:
-        raise ValueError(f"{name} is empty (N = 0)")
-    if images.dtype == torch.uint8:
-        return to_float(images)
-    if not images.is_floating_point():
-        raise ValueError(
-            f"{name} has dtype {images.dtype}: pass uint8 images (0..255) or floating-point images in [0, 1]"
-        )
-    lo, hi = float(images.min()), float(images.max())
-    if math.isnan(lo) or math.isnan(hi):
-        raise ValueError(f"{name} contains NaN")
-    if lo < 0.0 or hi > 1.0:
-        hint = (
-            "they look like 0..255 values: pass them as uint8, or divide by 255"
-            if hi > 1.0 and lo >= 0.0
-            else "a tanh output in [-1, 1] becomes [0, 1] with (x + 1) / 2"
-        )
-        raise ValueError(f"float {name} must lie in [0, 1], got values in [{lo:.3g}, {hi:.3g}]; {hint}")
-    return images.float()
-
-
-def _batches(x: torch.Tensor, batch_size: int):
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    for start in range(0, x.shape[0], batch_size):
-        yield x[start : start + batch_size]
-
-
-def _model_device(model: nn.Module) -> torch.device:
-    return next(model.parameters()).device
-
-
-# ----------------------------------------------------------------------------------------------
-# The classifier
-# ----------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -572,280 +495,3 @@ def train_classifier_command(
     say(f"test accuracy {accuracy:.4f} on {test_set.origin} (float16 weights)")
     say(f"weights written to {path} ({size / 1024:.0f} KiB)")
     return {**metadata, "path": str(path), "seconds": seconds, "file_bytes": size}
-
-
-# ----------------------------------------------------------------------------------------------
-# Fréchet distance
-# ----------------------------------------------------------------------------------------------
-
-
-def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
-    r"""The Fréchet (2-Wasserstein) distance, squared, between :math:`\mathcal N(\mu_1, \Sigma_1)` and :math:`\mathcal N(\mu_2, \Sigma_2)`:
-
-    .. math::
-
-        d^2 = \lVert \mu_1 - \mu_2 \rVert^2
-              + \operatorname{tr}\Big(\Sigma_1 + \Sigma_2 - 2\big(\Sigma_1^{1/2}\,\Sigma_2\,\Sigma_1^{1/2}\big)^{1/2}\Big)
-
-    (the usual :math:`\operatorname{tr}(\Sigma_1\Sigma_2)^{1/2}` is the same number: :math:`\Sigma_1\Sigma_2` and
-    the symmetric :math:`\Sigma_1^{1/2}\Sigma_2\Sigma_1^{1/2}` have the same eigenvalues). Computed in
-    float64 with two symmetric eigen-decompositions (``torch.linalg.eigh``), no ``scipy.linalg.sqrtm``:
-    :math:`\Sigma_1^{1/2} = V \operatorname{diag}(\sqrt{\lambda}) V^\top`, then the square roots of the
-    eigenvalues of the symmetric product, clamped at 0 (rounding can make the smallest slightly negative).
-    This is independent of torchmetrics' route (eigenvalues of the non-symmetric :math:`\Sigma_1\Sigma_2`),
-    which is why the tests use it to check :func:`frechet_classifier_distance`.
-
-    Parameters
-    ----------
-    mu1, mu2 : array-like ``[d]``
-    sigma1, sigma2 : array-like ``[d, d]``, symmetric positive semi-definite
-
-    Returns
-    -------
-    float
-        :math:`d^2 \ge 0` (rounding below 0 is clamped to 0).
-    """
-    mu1, mu2, sigma1, sigma2 = (torch.as_tensor(np.asarray(t) if not isinstance(t, torch.Tensor) else t).detach().cpu().double()
-                                for t in (mu1, mu2, sigma1, sigma2))
-    mu1, mu2 = mu1.reshape(-1), mu2.reshape(-1)
-    d = mu1.shape[0]
-    if mu2.shape != (d,) or sigma1.shape != (d, d) or sigma2.shape != (d, d):
-        raise ValueError(
-            f"shapes do not match: mu1 {list(mu1.shape)}, sigma1 {list(sigma1.shape)}, "
-            f"mu2 {list(mu2.shape)}, sigma2 {list(sigma2.shape)}; expected [d] and [d, d]"
-        )
-    sigma1, sigma2 = (sigma1 + sigma1.T) / 2, (sigma2 + sigma2.T) / 2
-    lam, vec = torch.linalg.eigh(sigma1)
-    root1 = (vec * lam.clamp(min=0).sqrt()) @ vec.T  # Σ1^{1/2}
-    middle = root1 @ sigma2 @ root1
-    trace_sqrt = torch.linalg.eigvalsh((middle + middle.T) / 2).clamp(min=0).sqrt().sum()
-    value = (mu1 - mu2).pow(2).sum() + sigma1.trace() + sigma2.trace() - 2 * trace_sqrt
-    return max(float(value), 0.0)
-
-
-class _Features(nn.Module):
-    """The classifier's penultimate layer as a torchmetrics feature extractor, in float64."""
-
-    def __init__(self, classifier: nn.Module):
-        super().__init__()
-        self.classifier = classifier
-        self.num_features = int(classifier.num_features)  # read by torchmetrics instead of probing a 3×299×299 image
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier.features(x).double()  # (B, F); float64 makes torchmetrics return float64
-
-
-@torch.no_grad()
-def classifier_features(
-    images: torch.Tensor, *, classifier: Optional[nn.Module] = None, batch_size: int = 500, device: DeviceLike = None
-) -> torch.Tensor:
-    """Penultimate-layer features ``[N, num_features]`` (float32, CPU) of digits, uint8 or float in [0, 1]."""
-    classifier = _resolve_classifier(classifier, device)
-    x, dev = _as_images(images), _model_device(classifier)
-    was_training = classifier.training
-    classifier.eval()
-    try:
-        return torch.cat([classifier.features(xb.to(dev)).float().cpu() for xb in _batches(x, batch_size)])
-    finally:
-        classifier.train(was_training)
-
-
-@torch.no_grad()
-def frechet_classifier_distance(
-    images_a: torch.Tensor,
-    images_b: torch.Tensor,
-    *,
-    classifier: Optional[nn.Module] = None,
-    batch_size: int = 500,
-    device: DeviceLike = None,
-) -> float:
-    r"""The Fréchet classifier distance (FCD): FID computed on the MNIST classifier's penultimate features.
-
-    Each set of images is mapped to features :math:`f(x) \in \mathbb R^{F}` (:meth:`MNISTClassifier.features`,
-    ``F = 128`` for the shipped classifier); with the means :math:`\mu_a, \mu_b` and covariances
-    :math:`\Sigma_a, \Sigma_b` (divided by :math:`N - 1`) of the two sets,
-
-    .. math::
-
-        \mathrm{FCD} = \lVert \mu_a - \mu_b \rVert^2
-                       + \operatorname{tr}\big(\Sigma_a + \Sigma_b - 2 (\Sigma_a \Sigma_b)^{1/2}\big),
-
-    the FID formula of Heusel et al. (2017) with the digit classifier in place of Inception v3 (whose
-    weights cannot be downloaded here and which expects 299×299 photographs). The statistics and the
-    distance are computed by ``torchmetrics.image.fid.FrechetInceptionDistance`` with the classifier as a
-    custom feature extractor, in float64. 0 for identical sets; larger is further apart. Like FID it is
-    biased upwards for small sets: compare numbers computed with the same classifier and the same
-    number of images (a few thousand; at least several times ``F``). It is a distance between features,
-    not pixels: it grows steadily with added noise, with dimming and with the share of junk mixed in,
-    but for a brightness offset it rises only up to an offset of about 0.2 and then falls, as the
-    washed-out digits' features stop changing in the same direction.
-
-    Parameters
-    ----------
-    images_a, images_b : torch.Tensor
-        Two sets of digits: uint8 ``[N, 28, 28]`` (0..255) or float ``[N, 1, 28, 28]`` in [0, 1] (a VAE's or
-        GAN's ``sample``). Floats outside [0, 1] are refused, not rescaled. At least 2 images each.
-    classifier : MNISTClassifier, optional
-        Default: the shipped one (:func:`load_classifier`).
-    batch_size : int
-        Images per forward pass.
-    device : str or torch.device, optional
-        Where to run the classifier; default: where ``classifier`` is (the CPU for the shipped one).
-
-    Returns
-    -------
-    float
-    """
-    try:
-        from torchmetrics.image.fid import FrechetInceptionDistance
-    except ImportError as err:  # an optional dependency, needed only here
-        raise ImportError(
-            "frechet_classifier_distance needs torchmetrics: `pip install torchmetrics` (no torch-fidelity needed)"
-        ) from err
-    x_a, x_b = _as_images(images_a, name="images_a"), _as_images(images_b, name="images_b")
-    if x_a.shape[0] < 2 or x_b.shape[0] < 2:
-        raise ValueError(f"the FCD needs at least 2 images per set, got {x_a.shape[0]} and {x_b.shape[0]}")
-    classifier = _resolve_classifier(classifier, device)
-    dev = _model_device(classifier)
-    was_training = classifier.training
-    classifier.eval()
-    try:
-        # normalize=True: for a custom extractor torchmetrics passes the float images through unchanged
-        # (it would only cast to uint8 for its own Inception network)
-        metric = FrechetInceptionDistance(feature=_Features(classifier), normalize=True, input_img_size=(1, 28, 28))
-        metric = metric.to(dev)  # the states; the classifier is already there
-        for real, x in ((True, x_a), (False, x_b)):
-            for xb in _batches(x, batch_size):
-                metric.update(xb.to(dev), real=real)
-        return float(metric.compute())
-    finally:
-        classifier.train(was_training)
-
-
-# ----------------------------------------------------------------------------------------------
-# Which digits
-# ----------------------------------------------------------------------------------------------
-
-
-@torch.no_grad()
-def class_histogram(
-    images: torch.Tensor, *, classifier: Optional[nn.Module] = None, batch_size: int = 500, device: DeviceLike = None
-) -> torch.Tensor:
-    """How many of ``images`` the classifier puts in each class: int64 ``[10]`` on the CPU, summing to N.
-
-    ``images``: uint8 0..255 or float in [0, 1]; ``classifier`` defaults to the shipped one.
-    """
-    classifier = _resolve_classifier(classifier, device)
-    x, dev = _as_images(images), _model_device(classifier)
-    was_training = classifier.training
-    classifier.eval()
-    try:
-        predicted = torch.cat([classifier(xb.to(dev)).argmax(1).cpu() for xb in _batches(x, batch_size)])
-    finally:
-        classifier.train(was_training)
-    return torch.bincount(predicted, minlength=NUM_CLASSES)
-
-
-def _as_histogram(hist) -> torch.Tensor:
-    hist = torch.as_tensor(hist).detach().cpu().double().flatten()
-    if hist.numel() == 0 or (hist < 0).any() or hist.sum() <= 0:
-        raise ValueError("a histogram needs non-negative counts with a positive total")
-    return hist
-
-
-def classes_covered(hist, *, min_fraction: float = 0.02) -> int:
-    """How many classes hold at least ``min_fraction`` of the samples.
-
-    The default, 2 %, is a fifth of a class's share when all ten are equally likely (the same rule as
-    :func:`mode_coverage`), and above the largest rate at which the shipped classifier reads the digits
-    of one class as one particular other class (1.6 %: fours read as nines, on the real MNIST test set).
-    So a generator that draws only fours is not credited with nines through the classifier's mistakes,
-    while a class drawn at a fifth of its due rate still counts.
-    """
-    if not 0.0 <= min_fraction <= 1.0:
-        raise ValueError(f"min_fraction must be in [0, 1], got {min_fraction!r}")
-    hist = _as_histogram(hist)
-    return int((hist / hist.sum() >= min_fraction).sum())
-
-
-def kl_to_uniform(hist) -> float:
-    r""":math:`\mathrm{KL}(p \,\|\, u) = \sum_k p_k \log(K p_k)` in nats, for the class shares :math:`p` of a
-    histogram and the uniform :math:`u_k = 1/K`: 0 when all ``K`` classes are equally frequent,
-    :math:`\log K` (2.30 for digits) when all samples fall in one class."""
-    hist = _as_histogram(hist)
-    p = hist / hist.sum()
-    nonzero = p > 0
-    return float((p[nonzero] * (p[nonzero] * p.numel()).log()).sum())
-
-
-# ----------------------------------------------------------------------------------------------
-# Modes of the 2-D mixtures
-# ----------------------------------------------------------------------------------------------
-
-
-def mode_coverage(
-    samples: torch.Tensor,
-    centres: torch.Tensor,
-    std: float,
-    *,
-    threshold_std: float = 3.0,
-    min_count: Optional[int] = None,
-) -> Dict[str, Any]:
-    r"""Modes reached and the share of "high-quality" samples, for a mixture of Gaussians in the plane.
-
-    Each sample is assigned to its nearest centre. It is **high quality** if it lies within
-    ``threshold_std``·``std`` of that centre; a mode is **covered** if it received at least ``min_count``
-    high-quality samples. This is the protocol used for the ring of 8 and the grid of 25 Gaussians since
-    VEEGAN (Srivastava et al. 2017) and PacGAN (Lin et al. 2018), with 3 standard deviations.
-
-    The defaults: with ``threshold_std=3`` a sample of the true mixture is high quality with probability
-    :math:`1 - e^{-9/2} \approx 0.989` (the distance of a 2-D isotropic Gaussian from its centre has the
-    Rayleigh law, :math:`P(r \le k\sigma) = 1 - e^{-k^2/2}`), so the best possible share is about 98.9 %,
-    not 100 %. ``min_count=None`` means a fifth of the number a mode gets when the ``N`` samples are spread
-    evenly over the ``K`` modes, :math:`\lceil N / (5K) \rceil` (20 of 2,500 samples on the 25-mode grid):
-    a mode hit only by a few stray samples is not counted as learned, yet one drawn at a fifth of its
-    due rate is.
-
-    Parameters
-    ----------
-    samples : torch.Tensor ``[N, 2]``
-    centres : torch.Tensor ``[K, 2]``
-        The mixture's means (the second output of :func:`~genmodels.toys.ring_of_gaussians` /
-        :func:`~genmodels.toys.grid_of_gaussians`).
-    std : float
-        The standard deviation of each component (the ``std`` the data were drawn with).
-    threshold_std : float
-        How many standard deviations from its centre a sample may lie and still count as high quality.
-    min_count : int, optional
-        High-quality samples a mode needs to count as covered (default: see above).
-
-    Returns
-    -------
-    dict
-        ``modes_covered`` (int), ``high_quality_share`` (float in [0, 1]), ``counts`` (int64 ``[K]``: the
-        high-quality samples of each mode), ``num_modes`` (``K``) and ``min_count`` (the one used).
-    """
-    samples = torch.as_tensor(samples).detach()
-    centres = torch.as_tensor(centres).detach().to(samples.device, torch.float64)
-    samples = samples.double()
-    if samples.ndim != 2 or centres.ndim != 2 or samples.shape[1] != centres.shape[1]:
-        raise ValueError(f"samples must be [N, D] and centres [K, D]; got {list(samples.shape)} and {list(centres.shape)}")
-    if samples.shape[0] == 0 or centres.shape[0] == 0:
-        raise ValueError("mode_coverage needs at least one sample and one centre")
-    if not std > 0 or not threshold_std > 0:
-        raise ValueError(f"std and threshold_std must be positive, got {std!r} and {threshold_std!r}")
-    n, k = samples.shape[0], centres.shape[0]
-    if min_count is None:
-        min_count = max(1, math.ceil(n / (5 * k)))
-    elif isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1:
-        raise ValueError(f"min_count must be a positive int, got {min_count!r}")
-    distance, nearest = torch.cdist(samples, centres).min(dim=1)  # (N,), (N,)
-    good = distance <= threshold_std * std  # (N,)
-    counts = torch.bincount(nearest[good], minlength=k).cpu()  # (K,)
-    return {
-        "modes_covered": int((counts >= min_count).sum()),
-        "high_quality_share": float(good.double().mean()),
-        "counts": counts,
-        "num_modes": k,
-        "min_count": int(min_count),
-    }

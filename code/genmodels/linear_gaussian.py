@@ -1,27 +1,20 @@
-r"""Small models where the answers are known, used to check the mathematics.
-
-* :class:`LinearGaussian`: a latent-variable model whose marginal likelihood and posterior are exact,
-  so an ELBO or an importance-weighted bound can be compared with :math:`\log p(x)` itself.
-* :class:`ToyGenerator` / :class:`ToyDiscriminator`: the 1-D GAN with a softplus generator and a tanh
-  discriminator, trained against a Gaussian target.
-* :func:`ring_of_gaussians` / :func:`grid_of_gaussians`: the 2-D mixtures used to study mode collapse.
+"""The linear-Gaussian latent model (probabilistic PCA): marginal likelihood and posterior exact,
+so an ELBO or an importance-weighted bound can be compared with log p(x) itself.
 """
 from __future__ import annotations
 
 import math
-from typing import Optional, Tuple
+from typing import (
+    Optional,
+    Tuple,
+)
 
 import torch
-from torch import nn
 
 from . import distributions as D
 
 __all__ = [
     "LinearGaussian",
-    "ToyGenerator",
-    "ToyDiscriminator",
-    "ring_of_gaussians",
-    "grid_of_gaussians",
 ]
 
 
@@ -144,52 +137,3 @@ class LinearGaussian:
         q = torch.distributions.MultivariateNormal(mu, covariance_matrix=torch.diag_embed(logvar.exp()))
         p = torch.distributions.MultivariateNormal(mean, covariance_matrix=cov)
         return torch.distributions.kl_divergence(q, p)
-
-
-class ToyGenerator(nn.Module):
-    """The 1-D toy generator: noise → linear → softplus → linear, one number out."""
-
-    def __init__(self, hidden_dim: int = 8, noise_dim: int = 1):
-        super().__init__()
-        self.noise_dim = noise_dim
-        self.net = nn.Sequential(nn.Linear(noise_dim, hidden_dim), nn.Softplus(), nn.Linear(hidden_dim, 1))
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.net(z)  # (N, 1)
-
-
-class ToyDiscriminator(nn.Module):
-    """The 1-D toy discriminator: three tanh layers, then one logit."""
-
-    def __init__(self, hidden_dim: int = 16):
-        super().__init__()
-        h = hidden_dim
-        self.net = nn.Sequential(
-            nn.Linear(1, 2 * h), nn.Tanh(),
-            nn.Linear(2 * h, 2 * h), nn.Tanh(),
-            nn.Linear(2 * h, 2 * h), nn.Tanh(),
-            nn.Linear(2 * h, 1),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x).squeeze(-1)  # (N,) logits
-
-
-def ring_of_gaussians(
-    n: int, *, modes: int = 8, radius: float = 2.0, std: float = 0.02, generator: Optional[torch.Generator] = None
-) -> Tuple[torch.Tensor, torch.Tensor]:
-    """``n`` points from ``modes`` Gaussians evenly spaced on a circle; returns ``(points [n, 2], centres [modes, 2])``."""
-    angles = 2 * math.pi * torch.arange(modes) / modes
-    centres = radius * torch.stack([angles.cos(), angles.sin()], dim=1)
-    which = torch.randint(modes, (n,), generator=generator)
-    return centres[which] + std * torch.randn(n, 2, generator=generator), centres
-
-
-def grid_of_gaussians(
-    n: int, *, side: int = 5, spacing: float = 2.0, std: float = 0.02, generator: Optional[torch.Generator] = None
-) -> Tuple[torch.Tensor, torch.Tensor]:
-    """``n`` points from a ``side``×``side`` grid of Gaussians centred on the origin; returns ``(points, centres)``."""
-    ticks = spacing * (torch.arange(side) - (side - 1) / 2)
-    centres = torch.cartesian_prod(ticks, ticks)
-    which = torch.randint(len(centres), (n,), generator=generator)
-    return centres[which] + std * torch.randn(n, 2, generator=generator), centres

@@ -21,7 +21,8 @@ from typing import Optional, Tuple
 
 import torch
 
-from .train import eval_images
+from . import distributions as D
+from .engine.loops import eval_images
 from .vae import VAE
 
 __all__ = [
@@ -123,15 +124,15 @@ def kl_per_dimension(vae: VAE, images: torch.Tensor, *, pixels: str = "dynamic",
 
     .. math::
 
-        \mathrm{KL}_j = rac1N \sum_{n=1}^{N} 	frac12 ig( \mu_j(x_n)^2 + \sigma_j^2(x_n) - 1 - \log\sigma_j^2(x_n) ig)
+        \mathrm{KL}_j = \frac1N \sum_{n=1}^{N} \tfrac12 \big( \mu_j(x_n)^2 + \sigma_j^2(x_n) - 1 - \log\sigma_j^2(x_n) \big)
 
     With a diagonal Gaussian encoder and a standard normal prior the KL is a sum over dimensions, so the
     entries add up to the mean KL term over the images: the nats of information each dimension carries.
-    A dimension with :math:`\mathrm{KL}_j pprox 0` has a posterior equal to the prior for every image.
+    A dimension with :math:`\mathrm{KL}_j \approx 0` has a posterior equal to the prior for every image.
     """
     mu, logvar = encode_dataset(vae, images, pixels=pixels, batch_size=batch_size, return_logvar=True)
-    mu, logvar = mu.double(), logvar.double()
-    return (0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar)).mean(dim=0).float()
+    # gaussian_kl sums over the last dimension: give each latent dimension one of its own
+    return D.gaussian_kl(mu.double().unsqueeze(-1), logvar.double().unsqueeze(-1)).mean(dim=0).float()
 
 
 def gaussian_grid(n: int = 20, *, span: float = 0.9) -> torch.Tensor:
@@ -166,7 +167,7 @@ def latent_grid(vae: VAE, n: int = 20, *, span: float = 0.9) -> Tuple[torch.Tens
     if vae.latent_dim != 2:
         raise ValueError(f"latent_grid draws a 2-D latent space; this VAE has latent_dim={vae.latent_dim}")
     z = gaussian_grid(n, span=span).reshape(n * n, 2)
-    images = vae.sample(0, z=z.to(vae.device)).float().cpu()
+    images = vae.sample(z=z.to(vae.device)).float().cpu()
     return images, z
 
 

@@ -34,10 +34,20 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .core import as_images, pick_device, seed_everything
+from .engine.loops import (
+    GANTrainConfig,
+    TrainConfig,
+    evaluate_vae,
+    saturated_steps,
+    train_gan,
+    train_vae,
+)
 from .gan import GAN
-from .metrics import class_histogram, classes_covered, frechet_classifier_distance, kl_to_uniform, load_classifier
-from .train import GANTrainConfig, TrainConfig, evaluate_vae, pick_device, saturated_steps, seed_everything, train_gan, train_vae
-from .vae import VAE, as_images
+from .metrics.classifier import load_classifier
+from .metrics.coverage import class_histogram, classes_covered, kl_to_uniform
+from .metrics.frechet import frechet_classifier_distance
+from .vae import VAE
 
 __all__ = ["laplacian_energy", "compare_vae_gan", "format_comparison_table", "write_comparison_table"]
 
@@ -106,7 +116,7 @@ def _sample(model, n: int, seed: int, device: torch.device, batch: int = 500) ->
     """``n`` samples from the prior noise, drawn in batches from a seeded CPU generator; float CPU [0, 1]."""
     g = torch.Generator().manual_seed(seed)
     z = torch.randn(n, model.latent_dim, generator=g)
-    return torch.cat([model.sample(0, z=z[i : i + batch].to(device)).float().cpu() for i in range(0, n, batch)])
+    return torch.cat([model.sample(z=z[i : i + batch].to(device)).float().cpu() for i in range(0, n, batch)])
 
 
 def _set_metrics(images: torch.Tensor, reference: torch.Tensor, classifier) -> Dict[str, Any]:
@@ -135,7 +145,7 @@ def compare_vae_gan(
     progress: bool = False,
     keep_models: bool = True,
 ) -> Dict[str, Any]:
-    """Train the package's VAE and DCGAN on the same images for the same number of epochs, and measure both.
+    r"""Train the package's VAE and DCGAN on the same images for the same number of epochs, and measure both.
 
     Parameters
     ----------
@@ -155,7 +165,7 @@ def compare_vae_gan(
     Training settings are each family's package defaults: the VAE with Adam at 1e-3 on dynamically
     binarized pixels and a Bernoulli decoder; the GAN with Adam at 2e-4, betas (0.5, 0.999), on grey
     levels, with the non-saturating generator loss and one discriminator step per generator step.
-    A VAE's sample is the decoder's Bernoulli mean at :math:`z \\sim \\mathcal N(0, I)`, as ``VAE.sample``
+    A VAE's sample is the decoder's Bernoulli mean at :math:`z \sim \mathcal N(0, I)`, as ``VAE.sample``
     returns it.
 
     Returns

@@ -15,7 +15,7 @@ from typing import Sequence, Union
 import numpy as np
 import torch
 
-from .data import DeviceBatches
+from ..engine.batches import DeviceBatches
 
 __all__ = ["compare_loaders", "format_loader_table"]
 
@@ -231,7 +231,7 @@ class ReferenceVAE(torch.nn.Module):
 
 def reference_to_genmodels(ref: ReferenceVAE):
     """A ``genmodels.VAE`` holding the reference model's weights (the encoder's last layer stacks fc21 on fc22)."""
-    from .vae import VAE
+    from ..vae import VAE
 
     vae = VAE(latent_dim=ref.fc21.out_features, arch="mlp", hidden_dim=ref.fc1.out_features)
     with torch.no_grad():
@@ -343,9 +343,10 @@ def compare_training(
     """
     import tempfile
 
-    from . import train as T
-    from .gan import GAN
-    from .vae import VAE
+    from .. import core as C
+    from ..engine import loops as T
+    from ..gan import GAN
+    from ..vae import VAE
 
     device = torch.device(device)
     n = len(train_images)
@@ -365,7 +366,7 @@ def compare_training(
         for rnd in range(repeats + 1):
             order = ("genmodels", "reference") if rnd % 2 == 0 else ("reference", "genmodels")
             for loop in order:
-                T.seed_everything(seed)
+                C.seed_everything(seed)
                 if device.type == "cuda":
                     torch.cuda.reset_peak_memory_stats(device)
                 _sync(device)

@@ -1,6 +1,5 @@
-"""MNIST and Fashion-MNIST from disk, torchvision or an offline fallback; device-resident batches.
+"""MNIST and Fashion-MNIST, from the first source that has them.
 
-Loading
 -------
 :func:`load_mnist` and :func:`load_fashion_mnist` return an :class:`ImageSet`, a 2-tuple
 ``(images, labels)`` of CPU tensors (uint8 ``[N, 28, 28]`` and int64 ``[N]``) that also carries
@@ -16,21 +15,6 @@ requested split wins:
 
 Every problem with the data raises :class:`DataError`, whose message names the file or the
 sources tried and says what to do.
-
-Pixel models
-------------
-A pixel of an image in ``[0, 1]`` can be modelled three ways (:data:`PIXEL_MODELS`):
-
-* ``"continuous"``: the grey value :math:`x \\in [0, 1]` itself (for a Gaussian or a "continuous
-  Bernoulli" likelihood, or as the cross-entropy target of the usual VAE code);
-* ``"dynamic"``: a fresh binary draw :math:`\\tilde x \\sim \\mathrm{Bernoulli}(x)` every time the
-  image is used, so :math:`\\mathbb{E}[\\tilde x] = x`;
-* ``"static"``: one binary draw fixed once (with a seed), the convention for reporting
-  log-likelihoods on "binarized MNIST".
-
-:class:`DeviceBatches` keeps the uint8 images on the device once and makes each batch there
-(one ``randperm`` per epoch, an ``index_select`` and a division per batch), with a
-``state_dict`` that resumes the exact same sequence of batches.
 """
 from __future__ import annotations
 
@@ -43,10 +27,14 @@ import os
 import struct
 import zlib
 from pathlib import Path
-from typing import Iterator, Optional, Union
+from typing import (
+    Optional,
+)
 
 import numpy as np
 import torch
+
+from ..core import PathLike
 
 __all__ = [
     "DataError",
@@ -54,21 +42,12 @@ __all__ = [
     "read_idx",
     "load_mnist",
     "load_fashion_mnist",
-    "PIXEL_MODELS",
-    "to_float",
-    "binarize",
-    "static_binarize",
-    "DeviceBatches",
     "DEBIAN_FASHION_DIR",
 ]
-
-PathLike = Union[str, "os.PathLike[str]"]
 
 #: Where Debian's ``dataset-fashion-mnist`` package puts the four gzip'd IDX files.
 DEBIAN_FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 
-#: The pixel models understood by :func:`DeviceBatches` and the training code.
-PIXEL_MODELS = ("continuous", "dynamic", "static")
 
 SPLITS = ("train", "test")
 
@@ -663,315 +642,3 @@ def load_fashion_mnist(
         If a file is broken, a given data directory does not exist, or no source has the data.
     """
     return _load("Fashion-MNIST", split, data_dir, download, verbose)
-
-
-# ----------------------------------------------------------------------------------------------
-# Pixel models
-# ----------------------------------------------------------------------------------------------
-
-
-def _check_pixels(pixels: str) -> str:
-    if pixels not in PIXEL_MODELS:
-        raise ValueError(f"pixels must be one of {PIXEL_MODELS}, got {pixels!r}")
-    return pixels
-
-
-def to_float(images_uint8: torch.Tensor) -> torch.Tensor:
-    """uint8 images to float32 ``[N, 1, H, W]`` in ``[0, 1]`` (divide by 255).
-
-    Parameters
-    ----------
-    images_uint8 : torch.Tensor
-        uint8 ``[N, H, W]`` or ``[N, 1, H, W]``.
-
-    Returns
-    -------
-    torch.Tensor
-        float32 ``[N, 1, H, W]`` on the same device.
-    """
-    if images_uint8.dtype != torch.uint8:
-        raise ValueError(f"to_float expects uint8 images (0..255), got {images_uint8.dtype}")
-    if images_uint8.ndim == 3:
-        images_uint8 = images_uint8.unsqueeze(1)
-    elif images_uint8.ndim != 4 or images_uint8.shape[1] != 1:
-        raise ValueError(f"to_float expects [N, H, W] or [N, 1, H, W], got {list(images_uint8.shape)}")
-    return images_uint8.float().div_(255)
-
-
-def binarize(x01: torch.Tensor, *, generator: Optional[torch.Generator] = None) -> torch.Tensor:
-    r"""One Bernoulli draw per pixel: :math:`\tilde x \sim \mathrm{Bernoulli}(x)`, so :math:`\mathbb{E}[\tilde x] = x`.
-
-    Parameters
-    ----------
-    x01 : torch.Tensor
-        Floating-point probabilities in ``[0, 1]``, any shape.
-    generator : torch.Generator, optional
-        On the device of ``x01``; the default generator if None.
-
-    Returns
-    -------
-    torch.Tensor
-        Same shape and dtype as ``x01``, values 0.0 or 1.0.
-    """
-    if not x01.is_floating_point():
-        raise ValueError(f"binarize expects floating-point values in [0, 1], got {x01.dtype}; use to_float first")
-    return torch.bernoulli(x01, generator=generator)
-
-
-def static_binarize(images_uint8: torch.Tensor, *, seed: int = 0) -> torch.Tensor:
-    """One fixed Bernoulli draw of uint8 images: the same 0/1 images for the same seed, on any device.
-
-    The draw is made on the CPU with ``torch.Generator().manual_seed(seed)`` (in chunks, so memory
-    stays small), which makes it independent of the device the images live on. Used for static
-    binarization in training and for the fixed binarization of test sets in evaluation.
-
-    Parameters
-    ----------
-    images_uint8 : torch.Tensor
-        uint8 ``[N, 28, 28]`` (any shape works).
-    seed : int, default 0
-        Seed of the draw.
-
-    Returns
-    -------
-    torch.Tensor
-        uint8 0/1 tensor of the same shape, on the device of the input.
-    """
-    if images_uint8.dtype != torch.uint8:
-        raise ValueError(f"static_binarize expects uint8 images (0..255), got {images_uint8.dtype}")
-    gen = torch.Generator().manual_seed(int(seed))
-    flat = images_uint8.detach().cpu().reshape(images_uint8.shape[0] if images_uint8.ndim else 1, -1)
-    out = torch.empty_like(flat)
-    chunk = 8192
-    for start in range(0, flat.shape[0], chunk):
-        p = flat[start : start + chunk].float().div_(255)
-        out[start : start + chunk] = torch.bernoulli(p, generator=gen).to(torch.uint8)
-    return out.reshape(images_uint8.shape).to(images_uint8.device)
-
-
-# ----------------------------------------------------------------------------------------------
-# Device-resident batches
-# ----------------------------------------------------------------------------------------------
-
-
-class DeviceBatches:
-    r"""Batches made on the device from uint8 images that live there; resumable exactly.
-
-    The images are moved once to ``device`` as uint8 (a quarter of the float32 size; all of MNIST
-    is 47 MB). Each epoch draws one ``torch.randperm`` on the device; each batch is an
-    ``index_select``, a conversion to float32 ``[B, 1, 28, 28]`` in ``[0, 1]`` and, for
-    ``pixels="dynamic"``, a fresh draw :math:`\tilde x \sim \mathrm{Bernoulli}(x)`. With
-    ``pixels="static"`` the images are binarized once at construction
-    (:func:`static_binarize` with ``seed``).
-
-    Iterating yields the *remaining* batches of the current epoch; after the last batch of an epoch
-    :attr:`epoch` advances and the next ``iter()`` starts a new epoch with a new permutation. So
-    ``for epoch in range(n): for x in batches: ...`` runs ``n`` epochs, and after
-    :meth:`load_state_dict` the loop continues exactly where the saved one stopped. Like a file
-    handle, one object holds one position: do not interleave two iterators over it.
-
-    Parameters
-    ----------
-    images : torch.Tensor
-        uint8 ``[N, H, W]`` or ``[N, 1, H, W]``.
-    labels : torch.Tensor, optional
-        ``[N]`` integer labels; if given, batches are ``(x, y)`` with ``y`` int64 on the device.
-    batch_size : int
-        Images per batch (positive).
-    pixels : {"continuous", "dynamic", "static"}
-        Pixel model, see :data:`PIXEL_MODELS`.
-    device : str or torch.device
-        Where images, permutations and batches live.
-    shuffle : bool, default True
-        A new random order each epoch; else the stored order.
-    drop_last : bool, default False
-        Drop the last, smaller batch of an epoch.
-    seed : int, default 0
-        Seeds the permutation generator (``seed``), the noise generator (``seed + 1``) and the
-        static binarization (``seed``).
-
-    Examples
-    --------
-    >>> x, y = load_mnist(verbose=False)  # doctest: +SKIP
-    >>> batches = DeviceBatches(x, batch_size=128, pixels="dynamic", device="cuda")  # doctest: +SKIP
-    >>> for xb in batches:  # one epoch of float32 [128, 1, 28, 28] 0/1 batches  # doctest: +SKIP
-    ...     pass
-    """
-
-    def __init__(
-        self,
-        images: torch.Tensor,
-        labels: Optional[torch.Tensor] = None,
-        *,
-        batch_size: int,
-        pixels: str = "continuous",
-        device: Union[str, torch.device] = "cpu",
-        shuffle: bool = True,
-        drop_last: bool = False,
-        seed: int = 0,
-    ) -> None:
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-        self.pixels = _check_pixels(pixels)
-        images = torch.as_tensor(images)
-        if images.dtype != torch.uint8:
-            raise ValueError(f"DeviceBatches expects uint8 images (0..255), got {images.dtype}")
-        if images.ndim == 4 and images.shape[1] == 1:
-            images = images[:, 0]
-        if images.ndim != 3:
-            raise ValueError(f"DeviceBatches expects images [N, H, W] or [N, 1, H, W], got {list(images.shape)}")
-        if images.shape[0] == 0:
-            raise ValueError("DeviceBatches got no images (N = 0)")
-        self.num_images = int(images.shape[0])
-        if labels is not None:
-            labels = torch.as_tensor(labels)
-            if labels.ndim != 1 or labels.shape[0] != self.num_images:
-                raise ValueError(f"labels must have shape [{self.num_images}], got {list(labels.shape)}")
-        self.batch_size = batch_size
-        self.device = torch.device(device)
-        self.shuffle = bool(shuffle)
-        self.drop_last = bool(drop_last)
-        self.seed = int(seed)
-        if len(self) == 0:
-            raise ValueError(
-                f"drop_last=True with batch_size={batch_size} > N={self.num_images} leaves no batch"
-            )
-
-        if pixels == "static":
-            images = static_binarize(images, seed=self.seed)  # 0/1 uint8, converted without /255
-        self._images = images.unsqueeze(1).to(self.device).contiguous()  # uint8 [N, 1, H, W]
-        self._labels = None if labels is None else labels.to(self.device, torch.int64)
-
-        self._perm_gen = torch.Generator(device=self.device).manual_seed(self.seed)
-        self._noise_gen = torch.Generator(device=self.device).manual_seed(self.seed + 1)
-        self.epoch = 0
-        self._position = 0  # batches already yielded in the current epoch
-        self._perm: Optional[torch.Tensor] = None  # None: the current epoch has not started
-        self._epoch_perm_state: Optional[torch.Tensor] = None  # perm generator before the randperm
-
-    @property
-    def position(self) -> int:
-        """Batches already yielded in the current epoch (0 right after an epoch ends)."""
-        return self._position
-
-    def __len__(self) -> int:
-        """Batches per epoch."""
-        if self.drop_last:
-            return self.num_images // self.batch_size
-        return -(-self.num_images // self.batch_size)
-
-    def __repr__(self) -> str:
-        return (
-            f"DeviceBatches(n={self.num_images:,}, batch_size={self.batch_size}, pixels={self.pixels!r}, "
-            f"device={str(self.device)!r}, epoch={self.epoch}, position={self._position}/{len(self)})"
-        )
-
-    # -- epoch bookkeeping ---------------------------------------------------------------------
-
-    def _start_epoch(self) -> None:
-        self._epoch_perm_state = self._perm_gen.get_state()
-        if self.shuffle:
-            self._perm = torch.randperm(self.num_images, generator=self._perm_gen, device=self.device)
-        else:
-            self._perm = torch.arange(self.num_images, device=self.device)
-
-    def _finish_epoch(self) -> None:
-        self.epoch += 1
-        self._position = 0
-        self._perm = None
-        self._epoch_perm_state = None
-
-    def _batch(self, i: int):
-        idx = self._perm[i * self.batch_size : (i + 1) * self.batch_size]
-        x = self._images.index_select(0, idx).float()  # [B, 1, H, W]
-        if self.pixels != "static":
-            x.div_(255)
-        if self.pixels == "dynamic":
-            x = torch.bernoulli(x, generator=self._noise_gen)
-        if self._labels is None:
-            return x
-        return x, self._labels.index_select(0, idx)
-
-    def __iter__(self) -> Iterator:
-        n = len(self)
-        if self._position >= n:  # only after loading an odd state: that epoch is over
-            if self._perm is None:
-                self._start_epoch()
-            self._finish_epoch()
-        while True:
-            if self._perm is None:
-                self._start_epoch()
-            batch = self._batch(self._position)
-            self._position += 1
-            last = self._position >= n
-            if last:
-                # Advance before yielding, so a state_dict taken after the last batch (or a
-                # loop that breaks there) is already at the start of the next epoch.
-                self._finish_epoch()
-            yield batch
-            if last:
-                return
-
-    # -- exact resume ----------------------------------------------------------------------------
-
-    def state_dict(self) -> dict:
-        """The position and random state, enough to resume the exact sequence of batches.
-
-        Returns
-        -------
-        dict
-            Ints, strings and CPU ByteTensors only (safe for ``torch.load(weights_only=True)``):
-            ``epoch``, ``position``, ``perm_state`` (permutation generator at the start of the
-            current epoch), ``noise_state`` (noise generator now), and the settings they depend on.
-        """
-        perm_state = self._perm_gen.get_state() if self._perm is None else self._epoch_perm_state
-        return {
-            "epoch": int(self.epoch),
-            "position": int(self._position),
-            "perm_state": perm_state.detach().to("cpu", torch.uint8).clone(),
-            "noise_state": self._noise_gen.get_state().detach().to("cpu", torch.uint8).clone(),
-            "num_images": self.num_images,
-            "batch_size": self.batch_size,
-            "drop_last": int(self.drop_last),
-            "shuffle": int(self.shuffle),
-            "pixels": self.pixels,
-            "device_type": self.device.type,
-        }
-
-    def load_state_dict(self, state: dict) -> None:
-        """Restore a :meth:`state_dict`, so iteration continues with exactly the same batches.
-
-        Parameters
-        ----------
-        state : dict
-            From :meth:`state_dict` of a DeviceBatches over the same images with the same settings.
-
-        Raises
-        ------
-        ValueError
-            If the settings (N, batch size, drop_last, shuffle, pixel model, device type) differ.
-        """
-        for key, mine in (
-            ("num_images", self.num_images),
-            ("batch_size", self.batch_size),
-            ("drop_last", int(self.drop_last)),
-            ("shuffle", int(self.shuffle)),
-            ("pixels", self.pixels),
-            ("device_type", self.device.type),
-        ):
-            if key in state and state[key] != mine:
-                raise ValueError(
-                    f"state_dict was saved with {key}={state[key]!r} but this DeviceBatches has "
-                    f"{key}={mine!r}: build it with the same settings to resume"
-                )
-        position = int(state["position"])
-        if not 0 <= position <= len(self):
-            raise ValueError(f"state_dict position {position} is outside 0..{len(self)}")
-        self._perm_gen.set_state(state["perm_state"].to("cpu", torch.uint8))
-        self._noise_gen.set_state(state["noise_state"].to("cpu", torch.uint8))
-        self.epoch = int(state["epoch"])
-        self._position = position
-        self._perm = None
-        self._epoch_perm_state = None
-        if position > 0:
-            self._start_epoch()  # redraws the same permutation and advances the generator past it

@@ -7,80 +7,57 @@ every ``checkpoint_every`` steps), and resume from one to exactly the run they w
 """
 from __future__ import annotations
 
-import contextlib
 import math
-import os
-import random
 import time
 import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    List,
+    Optional,
+    Tuple,
+    Union,
+)
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from . import gan as G
-from .checkpoints import CheckpointError, load_state_checked, read_checkpoint, save_checkpoint
-from .data import DeviceBatches, PIXEL_MODELS, static_binarize, to_float
-from .gan import GAN, generator_loss
-from .vae import VAE
+from .. import gan as G
+from ..autoencoder import Autoencoder
+from ..core import pick_device
+from ..gan import GAN
+from ..vae import VAE
+from .batches import DeviceBatches
+from .checkpoints import (
+    CheckpointError,
+    load_state_checked,
+    read_checkpoint,
+    save_checkpoint,
+)
+from .distributed import distributed_context, setup_distributed
+from .pixels import PIXEL_MODELS, static_binarize, to_float
+from .steps import gan_step, vae_step
 
 __all__ = [
-    "pick_device",
-    "seed_everything",
-    "distributed_context",
-    "saturated_steps",
     "TrainConfig",
     "GANTrainConfig",
     "History",
     "TrainingDiverged",
     "train_vae",
     "train_gan",
+    "train_autoencoder",
     "evaluate_vae",
     "eval_images",
+    "saturated_steps",
+    "EVAL_SEED",
+    "SATURATION_LEVEL",
+    "SATURATION_STEPS",
 ]
 
 EVAL_SEED = 2024  # fixed binarization and noise for test-set evaluation, identical across runs
-
-
-def pick_device(device: Union[str, torch.device, None] = None) -> torch.device:
-    """The training device: the one asked for, or the best available (``cuda``, then ``mps``, then ``cpu``).
-
-    Asking for a device that is not available raises a ``ValueError`` that says what is.
-    """
-    if device is None or device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as err:
-        raise ValueError(f"{device!r} is not a device name; use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'") from err
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(
-                f"device {device!r} was asked for but CUDA is not available on this machine "
-                f"(torch {torch.__version__}); use --device cpu, or 'auto' to pick the best available"
-            )
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ValueError(f"device {device!r} does not exist: this machine has {torch.cuda.device_count()} CUDA device(s)")
-    elif dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ValueError(f"device {device!r} was asked for but MPS is not available; use --device cpu or 'auto'")
-    elif dev.type not in ("cpu", "cuda", "mps"):
-        raise ValueError(f"device type {dev.type!r} is not supported; use 'auto', 'cpu', 'cuda' or 'mps'")
-    return dev
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch (all devices). Together with the loops' own generators this makes
-    a CPU run repeat exactly."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 def _positive(name: str, value, *, allow_zero: bool = False) -> None:
@@ -283,26 +260,6 @@ def _to_uint8(x: torch.Tensor) -> torch.Tensor:
     return (x.float().clamp(0, 1) * 255).round().to(torch.uint8).cpu()
 
 
-def distributed_context() -> Tuple[int, int, int]:
-    """``(rank, world_size, local_rank)`` as set by ``torchrun``; ``(0, 1, 0)`` in a plain process."""
-    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
-
-
-def _setup_distributed(device_name: str) -> torch.device:
-    """Under ``torchrun`` (``WORLD_SIZE`` > 1): join the process group (NCCL on GPUs, gloo on CPUs) and
-    return this rank's device (``cuda:LOCAL_RANK`` on GPUs)."""
-    import torch.distributed as dist
-
-    rank, world, local = distributed_context()
-    device = pick_device(device_name)
-    if device.type == "cuda":
-        device = torch.device("cuda", local)
-        torch.cuda.set_device(device)
-    if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    if dist.get_world_size() != world:
-        raise RuntimeError(f"the process group has {dist.get_world_size()} ranks but WORLD_SIZE is {world}")
-    return device
 
 
 class _Run:
@@ -323,7 +280,7 @@ class _Run:
                     f"batch_size {config.batch_size} is the global batch and must be divisible by the "
                     f"{self.world} processes"
                 )
-            self.device = _setup_distributed(config.device)
+            self.device = setup_distributed(config.device)
         else:
             self.device = pick_device(config.device)
         self.model = model.to(self.device)
@@ -335,9 +292,6 @@ class _Run:
         self.step = 0
         self.last_good: Optional[str] = None
         self.progress = progress and self.rank == 0
-        self.autocast = torch.autocast(
-            device_type=self.device.type, dtype=torch.bfloat16, enabled=config.amp and self.device.type == "cuda"
-        )
         noise = torch.Generator().manual_seed(config.seed + 7919)
         self.fixed_noise = torch.randn(config.num_samples, model.latent_dim, generator=noise).to(self.device)
         self.resume = resume and self.checkpoint is not None and self.checkpoint.exists()
@@ -353,11 +307,6 @@ class _Run:
         from torch.nn.parallel import DistributedDataParallel
 
         return DistributedDataParallel(module, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-
-    @staticmethod
-    def no_sync(module: torch.nn.Module):
-        """Accumulate gradients locally for one backward (DDP), so the next backward reduces the sum once."""
-        return module.no_sync() if hasattr(module, "no_sync") else contextlib.nullcontext()
 
     def restore(self, optimizers: Dict[str, torch.optim.Optimizer], kind: str) -> None:
         """Load model, optimizers, history, random state and data position from the checkpoint."""
@@ -432,6 +381,28 @@ class _Run:
         )
 
 
+class _Autocast(torch.nn.Module):
+    """Run ``module`` under bf16 autocast on CUDA and hand back float32 outputs, so that a plain step
+    (:mod:`genmodels.engine.steps`) computes its losses in float32 without knowing about autocast."""
+
+    def __init__(self, module: torch.nn.Module, device: torch.device, enabled: bool):
+        super().__init__()
+        self.module, self.device_type, self.enabled = module, device.type, enabled and device.type == "cuda"
+
+    def forward(self, *args):
+        with torch.autocast(device_type=self.device_type, dtype=torch.bfloat16, enabled=self.enabled):
+            out = self.module(*args)
+        return tuple(t.float() for t in out) if isinstance(out, tuple) else out.float()
+
+
+def _wrap(run: "_Run", module: torch.nn.Module, *, compile: bool) -> torch.nn.Module:
+    """``module`` as the step sees it: DDP under torchrun, compiled if asked, under autocast on CUDA."""
+    net = run.parallel(module)
+    if compile:
+        net = torch.compile(net)
+    return _Autocast(net, run.device, run.config.amp) if run.config.amp and run.device.type == "cuda" else net
+
+
 class _ELBOParts(torch.nn.Module):
     """``VAE.elbo`` with its parts as ``forward``, the call DistributedDataParallel hooks into."""
 
@@ -479,8 +450,7 @@ def train_vae(
     optimizers = {"model": opt}
     if run.resume:
         run.restore(optimizers, "vae")
-    net = run.parallel(_ELBOParts(model))
-    step_fn = torch.compile(net) if config.compile else net
+    elbo_parts = _wrap(run, _ELBOParts(model), compile=config.compile)
     x_test = eval_images(test_data, config.pixels, device=run.device) if test_data is not None else None
     pending: Dict[str, List[torch.Tensor]] = {"loss": [], "recon": [], "kl": []}
     steps_per_epoch = len(run.batches)
@@ -491,19 +461,13 @@ def train_vae(
         start, bar = time.perf_counter(), run.bar(epoch, config.num_epochs)
         for x in run.batches:
             eps = torch.randn(x.shape[0], model.latent_dim, device=run.device)  # noise for the global batch
-            with run.autocast:
-                elbo, log_px, kl = step_fn(run.shard(x), run.shard(eps))
-                loss = -elbo.mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            stats = vae_step(elbo_parts, run.shard(x), run.shard(eps), opt)
             run.step += 1
-            pending["loss"].append(loss.detach())
-            pending["recon"].append(-log_px.detach().mean())
-            pending["kl"].append(kl.detach().mean())
+            for name, value in stats.items():
+                pending[name].append(value)
             bar.update()
             if run.step % 50 == 0:
-                bar.set_postfix(loss=f"{loss.item():.1f}")
+                bar.set_postfix(loss=f"{stats['loss'].item():.1f}")
             if config.checkpoint_every and run.step % config.checkpoint_every == 0:
                 run.flush(pending)
                 run.save(optimizers)
@@ -519,7 +483,7 @@ def train_vae(
             ev = evaluate_vae(model, x_test)
             summary.update(test_nelbo=ev["nelbo"], test_recon=ev["recon"], test_kl=ev["kl"])
         run.history.log_epoch(**summary, seconds=seconds)
-        run.history.samples.append(_to_uint8(model.sample(0, z=run.fixed_noise)))
+        run.history.samples.append(_to_uint8(model.sample(z=run.fixed_noise)))
         bar.set_postfix({k: f"{v:.1f}" for k, v in summary.items() if k in ("loss", "test_nelbo")})
         bar.close()
         run.save(optimizers)
@@ -542,11 +506,6 @@ def saturated_steps(d_fake: List[float], *, level: float = SATURATION_LEVEL) -> 
     return count, longest
 
 
-def _grad_norm(parameters) -> torch.Tensor:
-    norms = [torch.linalg.vector_norm(p.grad.detach().float()) for p in parameters if p.grad is not None]
-    return torch.linalg.vector_norm(torch.stack(norms))
-
-
 def train_gan(
     model: GAN,
     data,
@@ -560,9 +519,11 @@ def train_gan(
 ) -> History:
     """Train a GAN in the order of Algorithm 1 of Goodfellow et al. (2014).
 
-    For each real batch the discriminator takes one step on ``discriminator_loss(D(x), D(G(z).detach()))``;
-    after every ``d_steps`` discriminator steps the generator takes one step on
-    ``generator_loss(D(G(z)), kind=config.loss)`` with fresh noise. An epoch is one pass over the real data.
+    Every iteration is :func:`~genmodels.engine.steps.gan_step`, unchanged: ``d_steps`` discriminator steps on
+    ``discriminator_loss(D(x), D(G(z).detach()))``, one per real batch, then one generator step on
+    ``generator_loss(D(G(z)), kind=config.loss)`` with fresh noise. An epoch is one pass over the real data
+    (its last group may hold fewer than ``d_steps`` batches). This loop adds only what wraps the step:
+    DistributedDataParallel, bf16 autocast, ``torch.compile``, checkpoints, progress and history.
 
     Returns
     -------
@@ -583,65 +544,33 @@ def train_gan(
     optimizers = {"discriminator": opt_d, "generator": opt_g}
     if run.resume:
         run.restore(optimizers, "gan")
-    # DDP-wrapped networks for the updates; the discriminator's plain copy scores the generator's fakes
-    # (its gradient there is never applied, so it need not be averaged across ranks)
-    netG, netD = run.parallel(model.generator), run.parallel(model.discriminator)
-    if config.compile:
-        netG, netD = torch.compile(netG), torch.compile(netD)
-    plainD = netD if run.world == 1 else (torch.compile(model.discriminator) if config.compile else model.discriminator)
+    netG = _wrap(run, model.generator, compile=config.compile)
+    netD = _wrap(run, model.discriminator, compile=config.compile)
     names = ("d_loss", "g_loss", "d_real", "d_fake", "g_grad_norm")
     pending: Dict[str, List[torch.Tensor]] = {n: [] for n in names}
+    steps_per_epoch = math.ceil(len(run.batches) / config.d_steps)  # the last group may hold fewer batches
 
     model.train()
     while run.batches.epoch < config.num_epochs:
         epoch = run.batches.epoch
         start, bar = time.perf_counter(), run.bar(epoch, config.num_epochs)
-        first_step = epoch * (len(run.batches) // config.d_steps)  # generator steps in earlier epochs
-        batch_index = run.batches.position  # > 0 when resuming inside an epoch
+        first_step = epoch * steps_per_epoch  # generator steps in earlier epochs
+        group: List[torch.Tensor] = []
         for x in run.batches:
-            batch_index += 1
-            n = x.shape[0]
-            x = run.shard(x)
-            # (1) discriminator: ascend log D(x) + log(1 - D(G(z))) on a real batch and a batch of fakes.
-            # The two terms of discriminator_loss are back-propagated one after the other (under DDP the
-            # first with no_sync, so the summed gradient is averaged across ranks once).
-            z = run.shard(torch.randn(n, model.latent_dim, device=run.device))
-            with torch.no_grad(), run.autocast:
-                fake = model.generator(z)
-            opt_d.zero_grad(set_to_none=True)
-            with run.no_sync(netD):
-                with run.autocast:
-                    real_logits = netD(x)
-                loss_real = F.softplus(-real_logits.float()).mean()  # -log D(x)
-                loss_real.backward()
-            with run.autocast:
-                fake_logits = netD(fake)
-            loss_fake = F.softplus(fake_logits.float()).mean()  # -log(1 - D(G(z)))
-            loss_fake.backward()
-            opt_d.step()
-            d_loss = loss_real.detach() + loss_fake.detach()  # = discriminator_loss(real_logits, fake_logits)
-            if batch_index % config.d_steps:
-                bar.update()
+            group.append(run.shard(x))
+            if len(group) < config.d_steps and run.batches.epoch == epoch:  # (the epoch advances after its last batch)
                 continue
-            # (2) generator, once every d_steps discriminator steps, on fresh noise
-            z = run.shard(torch.randn(n, model.latent_dim, device=run.device))
-            with run.autocast:
-                g_logits = plainD(netG(z)).float()
-                g_loss = generator_loss(g_logits, kind=config.loss)
-            opt_g.zero_grad(set_to_none=True)
-            g_loss.backward()
-            grad_norm = _grad_norm(model.generator.parameters())
-            opt_g.step()
+            # every rank draws the global batch's noise and keeps its slice (= a single-process run)
+            n = x.shape[0]
+            stats = gan_step(netG, netD, group, lambda: run.shard(torch.randn(n, model.latent_dim, device=run.device)),
+                             opt_d, opt_g, loss=config.loss)
+            bar.update(len(group))
+            group = []
             run.step += 1
-            for name, value in zip(
-                names,
-                (d_loss, g_loss.detach(), torch.sigmoid(real_logits.detach().float()).mean(),
-                 torch.sigmoid(g_logits.detach()).mean(), grad_norm),
-            ):
-                pending[name].append(value)
-            bar.update()
+            for name in names:
+                pending[name].append(stats[name])
             if run.step % 50 == 0:
-                bar.set_postfix(d=f"{d_loss.item():.2f}", g=f"{g_loss.item():.2f}")
+                bar.set_postfix(d=f"{stats['d_loss'].item():.2f}", g=f"{stats['g_loss'].item():.2f}")
             if config.checkpoint_every and run.step % config.checkpoint_every == 0:
                 run.flush(pending)
                 run.save(optimizers)
@@ -661,10 +590,46 @@ def train_gan(
                 if run.rank == 0:
                     warnings.warn(message, RuntimeWarning, stacklevel=2)
         run.history.log_epoch(**summary, saturated_steps=count, seconds=seconds)
-        run.history.samples.append(_to_uint8(model.sample(0, z=run.fixed_noise)))
+        run.history.samples.append(_to_uint8(model.sample(z=run.fixed_noise)))
         bar.set_postfix(d=f"{summary.get('d_loss', math.nan):.2f}", g=f"{summary.get('g_loss', math.nan):.2f}")
         bar.close()
         run.save(optimizers)
         if callback is not None:
             callback(epoch, run.history)
     return run.history
+
+
+def train_autoencoder(
+    model: Autoencoder,
+    images: torch.Tensor,
+    *,
+    num_epochs: int = 10,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    pixels: str = "dynamic",
+    seed: int = 0,
+    device: Union[str, torch.device, None] = None,
+) -> List[float]:
+    """Minimise the reconstruction loss with Adam; returns the mean training loss of each epoch (nats per image).
+
+    ``images`` are uint8 ``[N, 28, 28]`` (or an ``(images, labels)`` pair); the batches are made on the
+    device by :class:`~genmodels.engine.batches.DeviceBatches` with the given pixel model and ``seed``.
+    """
+    if isinstance(images, (tuple, list)):
+        images = images[0]
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    model.to(device).train()
+    batches = DeviceBatches(images, batch_size=batch_size, pixels=pixels, device=device, seed=seed)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    losses: List[float] = []
+    for _ in range(num_epochs):
+        total: Optional[torch.Tensor] = None
+        for x in batches:
+            loss = model(x)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total = loss.detach() * len(x) if total is None else total + loss.detach() * len(x)
+        losses.append(float(total) / batches.num_images)
+    model.eval()
+    return losses

@@ -14,8 +14,8 @@ Two things in each chapter are generated from it:
 
 After changing the repository in ``_config.yml``::
 
-    python -m genmodels.colab sync    # rewrite the block and the badge in every book/**/*.ipynb
-    python -m genmodels.colab check   # exit status 1 if a notebook's copy differs from _config.yml
+    python tools/colab.py sync    # rewrite the block and the badge in every book/**/*.ipynb
+    python tools/colab.py check   # exit status 1 if a notebook's copy differs from _config.yml
 
 Only the block and the badge are rewritten; every other line, cell, output and metadata entry stays
 as it was (notebooks are read and written with ``nbformat``, version 4).
@@ -36,7 +36,7 @@ BOOK_DIR = "book"
 BADGE_IMAGE = "book/figures/colab-badge.svg"   # relative to the book root
 BADGE_ALT = "Open in Colab"
 NBVAL_IGNORE = "# NBVAL_IGNORE_OUTPUT"
-BLOCK_START = "# --- Colab setup: written from _config.yml by `python -m genmodels.colab sync`; edit it there ---"
+BLOCK_START = "# --- Colab setup: written from _config.yml by `python tools/colab.py sync`; edit it there ---"
 BLOCK_END = "# --- end of Colab setup ---"
 # A badge written by any version of `sync`: a linked image whose alt text is BADGE_ALT, alone on its line.
 _BADGE_LINE = re.compile(r"^\[!\[" + re.escape(BADGE_ALT) + r"\]\([^)]*\)\]\([^)]*\)[ \t]*$", re.MULTILINE)
@@ -275,8 +275,8 @@ def sync(root: Path | str = ".", *, check: bool = False) -> list[Path]:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """``python -m genmodels.colab {sync,check} [--root DIR]``; returns the exit status."""
-    parser = argparse.ArgumentParser(prog="python -m genmodels.colab", description=__doc__.splitlines()[0])
+    """``python tools/colab.py {sync,check} [--root DIR]``; returns the exit status."""
+    parser = argparse.ArgumentParser(prog="python tools/colab.py", description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=["sync", "check"],
                         help="sync: rewrite the notebooks from _config.yml; check: fail if one differs")
     parser.add_argument("--root", default=".", help="the book root, holding _config.yml (default: .)")

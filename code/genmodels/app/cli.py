@@ -220,9 +220,10 @@ def _load(args, split: str, *, verbose: bool = True):
 
 def _train(args) -> int:
     import genmodels as gm
+    from ..engine.distributed import distributed_context
 
     gm.pick_device(args.device)  # fail on an unavailable device before loading anything
-    rank, world, _ = gm.train.distributed_context()  # under torchrun: rank 0 speaks, every rank trains
+    rank, world, _ = distributed_context()  # under torchrun: rank 0 speaks, every rank trains
     print = builtins.print if rank == 0 else (lambda *a, **k: None)  # noqa: A001
     train_set = _load(args, "train", verbose=rank == 0)
     test_set = _load(args, "test", verbose=rank == 0)
@@ -327,7 +328,8 @@ def _bench(args) -> int:
     import datetime
 
     import genmodels as gm
-    from genmodels import bench
+
+    from . import bench
 
     device = gm.pick_device(args.device)
     train_set, test_set = _load(args, "train"), _load(args, "test")
@@ -370,7 +372,12 @@ def _bench(args) -> int:
 
 def _compare(args) -> int:
     import genmodels as gm
-    from genmodels.compare import compare_vae_gan, format_comparison_table, write_comparison_table
+
+    from ..vae_vs_gan import (
+        compare_vae_gan,
+        format_comparison_table,
+        write_comparison_table,
+    )
 
     gm.pick_device(args.device)
     train = gm.load_mnist("train", data_dir=args.data_dir, download=not args.offline)
@@ -386,7 +393,7 @@ def _compare(args) -> int:
 
 
 def _train_classifier(args) -> int:
-    from genmodels.metrics import train_classifier_command
+    from ..metrics import train_classifier_command
 
     info = train_classifier_command(args.out, data_dir=args.data_dir, download=not args.offline, num_epochs=args.epochs,
                                     batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device,
@@ -398,7 +405,8 @@ def _train_classifier(args) -> int:
 
 def _bench_data(args) -> int:
     import genmodels as gm
-    from genmodels import bench
+
+    from . import bench
 
     device = gm.pick_device(args.device)
     train_set = _load(args, "train")
@@ -409,7 +417,7 @@ def _bench_data(args) -> int:
 
 
 def _zoo(args) -> int:
-    from genmodels import zoo
+    from . import zoo
 
     def found(missing: str):
         """(name, entry) of every model found; a line saying ``missing`` for the others."""
@@ -451,7 +459,7 @@ def _zoo(args) -> int:
                   f"in {entry['train_seconds']:.0f} s; {entry['metrics']}")
         print(f"manifest: {out / zoo.MANIFEST}")
         return 0
-    from genmodels.widgets import time_widgets
+    from .widgets import time_widgets
 
     for line in time_widgets(moves=args.moves, test_data=_load(args, "test", verbose=False)):
         print(line)
@@ -461,8 +469,8 @@ def _zoo(args) -> int:
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from genmodels.checkpoints import CheckpointError
-    from genmodels.data import DataError
+    from ..engine.checkpoints import CheckpointError
+    from ..engine.sources import DataError
 
     handlers = {"train": _train, "sample": _sample, "eval": _eval, "bench": _bench, "bench-data": _bench_data,
                 "train-classifier": _train_classifier, "compare": _compare, "zoo": _zoo}

@@ -1,4 +1,4 @@
-"""Widgets for playing with the trained models: live in a kernel, and still alive in the static HTML book.
+r"""Widgets for playing with the trained models: live in a kernel, and still alive in the static HTML book.
 
 Four widgets, each a function that returns an :class:`Explorer` (display it as the last expression of a cell):
 
@@ -17,7 +17,7 @@ their values to a :class:`Frame` (pictures and a line of text).
 * ``"live"`` (Jupyter, JupyterLab, Colab, VS Code): one view; moving a control calls ``render`` and updates it.
 * ``"static"`` (the built book, no kernel): ``render`` is called for every combination of control values up
   front, and the views sit in nested ipywidgets 8 ``Stack`` widgets whose ``selected_index`` is
-  ``jslink``\\ ed to the controls' ``index``, so the browser switches pictures by itself. Executing the
+  ``jslink``\ ed to the controls' ``index``, so the browser switches pictures by itself. Executing the
   notebook with nbclient stores the widget state, and the book embeds it in the page.
 
 ``mode="auto"`` reads ``GENMODELS_WIDGETS`` (``live`` unless set to ``static``; ``make notebooks`` sets it).
@@ -27,11 +27,10 @@ from __future__ import annotations
 
 import base64
 import io
-import itertools
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -277,7 +276,7 @@ class Explorer:
 def _test_set(test_data):
     """``(images uint8 [N, 28, 28], labels or None, description)``."""
     if test_data is None:
-        from .data import load_mnist
+        from ..engine.sources import load_mnist
 
         test_data = load_mnist(split="test")
     if isinstance(test_data, tuple):
@@ -368,10 +367,10 @@ def latent_size_explorer(
     cache: Dict[int, Dict[str, float]] = {}
 
     def vae_frame(latent_dim: int) -> Frame:
-        from .train import eval_images, evaluate_vae
+        from ..engine.loops import eval_images, evaluate_vae
 
         vae = models_[latent_dim]
-        samples = vae.sample(n_samples, z=_noise(n_samples, latent_dim, seed))
+        samples = vae.sample(z=_noise(n_samples, latent_dim, seed))
         x = eval_images(digits, "dynamic")  # [8, 1, 28, 28], the fixed binarization the bound is computed on
         recon = vae.reconstruct(x.to(vae.device))
         if latent_dim not in cache:
@@ -386,7 +385,7 @@ def latent_size_explorer(
 
     def gan_frame(latent_dim: int) -> Frame:
         gan = models_[latent_dim]
-        samples = gan.sample(n_samples, z=_noise(n_samples, latent_dim, seed).to(gan.device))
+        samples = gan.sample(z=_noise(n_samples, latent_dim, seed).to(gan.device))
         metrics = getattr(gan, "zoo_info", {}).get("metrics")
         if metrics is None:
             if latent_dim not in cache:
@@ -413,7 +412,9 @@ def latent_size_explorer(
 def _scatter_png(mu: torch.Tensor, labels, span: float) -> bytes:
     """The test digits' codes coloured by class (each class's digit at the median of its codes), with the
     navigator's square marked."""
-    from matplotlib.figure import Figure  # no pyplot: the notebook's plotting backend stays as it is
+    from matplotlib.figure import (
+        Figure,  # no pyplot: the notebook's plotting backend stays as it is
+    )
     from matplotlib.patches import Rectangle
 
     fig = Figure(figsize=(2.8, 2.8), dpi=80)
@@ -444,10 +445,10 @@ def latent_navigator(
     device="cpu",
     progress: bool = True,
 ) -> Explorer:
-    """Two sliders set :math:`z = (z_1, z_2)` of the 2-D VAE (default: ``vae-d2`` from the zoo) on a grid of
-    ``steps`` values from ``-span`` to ``span``; the widget shows the decoded digit :math:`\\sigma(a(z))`,
+    r"""Two sliders set :math:`z = (z_1, z_2)` of the 2-D VAE (default: ``vae-d2`` from the zoo) on a grid of
+    ``steps`` values from ``-span`` to ``span``; the widget shows the decoded digit :math:`\sigma(a(z))`,
     next to a scatter of the test digits' codes with the grid's square marked."""
-    from .latent import encode_dataset
+    from ..latent_space import encode_dataset
 
     if steps < 2:
         raise ValueError(f"steps must be at least 2, got {steps!r}")
@@ -464,7 +465,7 @@ def latent_navigator(
 
     def frame(z1: float, z2: float) -> Frame:
         z = torch.tensor([[z1, z2]], dtype=torch.float32)
-        digit = vae.sample(1, z=z.to(vae.device))
+        digit = vae.sample(z=z.to(vae.device))
         text = f"z = ({_fmt_signed(z1)}, {_fmt_signed(z2)}); density under the prior N(0, I): {math.exp(-(z1 ** 2 + z2 ** 2) / 2) / (2 * math.pi):.3f}"
         return Frame([Panel("decoded digit σ(decoder(z))", png(digit, scale=5))], text)
 
@@ -487,12 +488,12 @@ def interpolation_explorer(
     device="cpu",
     progress: bool = True,
 ) -> Explorer:
-    """Walk from one code to another. VAE (default ``vae-d16``): between the posterior means of two test
+    r"""Walk from one code to another. VAE (default ``vae-d16``): between the posterior means of two test
     digits of different classes (for each class, among the first 2,000 test digits, the one whose code lies
     nearest to its class's mean code), on the straight line. GAN (default ``gan-d64``): between two noise
     vectors, on the straight line or the spherical path (:func:`genmodels.latent.interpolate`). The
-    widget shows the image at ``t``, the whole path, and the norm :math:`\\lVert z_t\\rVert`."""
-    from .latent import interpolate
+    widget shows the image at ``t``, the whole path, and the norm :math:`\lVert z_t\rVert`."""
+    from ..latent_space import interpolate
 
     if family not in ("vae", "gan"):
         raise ValueError(f"family must be 'vae' or 'gan', got {family!r}")
@@ -502,7 +503,7 @@ def interpolation_explorer(
     d = model.latent_dim
     endpoints: List[Tuple[str, torch.Tensor, torch.Tensor]] = []
     if family == "vae":
-        from .latent import encode_dataset
+        from ..latent_space import encode_dataset
 
         images, labels, _ = _test_set(test_data)
         if labels is None:
@@ -528,8 +529,8 @@ def interpolation_explorer(
         name, z0, z1 = endpoints[pair]
         zs = interpolate(z0, z1, ts, path=path)
         z_t = interpolate(z0, z1, t, path=path)
-        strip = model.sample(steps, z=zs.to(model.device)).cpu()
-        image = model.sample(1, z=z_t.to(model.device)).cpu()
+        strip = model.sample(z=zs.to(model.device)).cpu()
+        image = model.sample(z=z_t.to(model.device)).cpu()
         text = (f"t = {t:.1f} on the {path} path: ‖z_t‖ = <b>{z_t.norm():.2f}</b>; ‖z_0‖ = {z0.norm():.2f}, "
                 f"‖z_1‖ = {z1.norm():.2f}")
         if family == "gan":
@@ -591,8 +592,9 @@ def training_panel(
         return panel
 
     def run(_=None):
-        from .data import load_mnist
-        from .train import evaluate_vae, pick_device, train_gan, train_vae
+        from ..core import pick_device
+        from ..engine.loops import evaluate_vae, train_gan, train_vae
+        from ..engine.sources import load_mnist
 
         button.disabled = True
         try:
@@ -618,7 +620,7 @@ def training_panel(
                                         callback=step, loss=kind)
             seconds = time.perf_counter() - start
             model.eval()
-            samples = model.sample(32, z=_noise(32, d, seed).to(model.device)).cpu()
+            samples = model.sample(z=_noise(32, d, seed).to(model.device)).cpu()
             picture.value = png(samples, nrow=8)
             picture.layout.display = None
             if kind == "vae":

@@ -17,9 +17,9 @@ from typing import Any, BinaryIO, Callable, Dict, Optional, Union
 import torch
 from torch import nn
 
-from . import __version__
-from .gan import GAN, GANConfig
-from .vae import VAE, VAEConfig
+from .. import __version__
+from ..gan import GAN, GANConfig
+from ..vae import VAE, VAEConfig
 
 __all__ = [
     "CheckpointError",

@@ -29,8 +29,14 @@ from typing import Any, Dict, Iterable, List, Optional, Union
 import torch
 from torch import nn
 
-from . import __version__
-from .checkpoints import CheckpointError, atomic_write, load_checkpoint, save_checkpoint
+from .. import __version__
+from ..core import WEIGHTS_DIR
+from ..engine.checkpoints import (
+    CheckpointError,
+    atomic_write,
+    load_checkpoint,
+    save_checkpoint,
+)
 
 __all__ = [
     "LATENT_SIZES",
@@ -53,7 +59,7 @@ LATENT_SIZES = (2, 4, 8, 16, 32, 64)
 BUDGETS = ("quick", "full")
 MANIFEST = "manifest.json"
 FORMAT = "genmodels-zoo"
-SHIPPED_DIR = Path(__file__).resolve().parent / "weights" / "zoo"
+SHIPPED_DIR = WEIGHTS_DIR / "zoo"
 
 PathLike = Union[str, os.PathLike]
 
@@ -77,7 +83,7 @@ class ZooSpec:
     epochs: Dict[str, int]
 
     def build(self) -> nn.Module:
-        from .checkpoints import build_model
+        from ..engine.checkpoints import build_model
 
         return build_model(self.kind, dict(self.model_config))
 
@@ -212,7 +218,7 @@ def load(
 
     The model carries ``zoo_info``: the manifest entry (data, budget, metrics, seconds) and the file's path.
     """
-    from .train import pick_device
+    from ..core import pick_device
 
     device = pick_device(device)
     entry = find(name)
@@ -244,7 +250,7 @@ def _describe(images) -> str:
 
 def _evaluate_vae(model: nn.Module, test_images) -> Dict[str, Any]:
     """Test negative ELBO and its parts (nats per image) under the fixed evaluation binarization."""
-    from .train import evaluate_vae
+    from ..engine.loops import evaluate_vae
 
     x = test_images[0] if isinstance(test_images, tuple) else test_images
     metrics = evaluate_vae(model, x)
@@ -255,14 +261,16 @@ def _evaluate_vae(model: nn.Module, test_images) -> Dict[str, Any]:
 def _evaluate_gan(model: nn.Module, test_images, device, n: int = 2000) -> Dict[str, Any]:
     """Fréchet classifier distance between ``n`` samples (fixed noise) and ``n`` random test digits, and
     the number of digit classes the shipped classifier finds in the samples (at least 2 % each)."""
-    from .metrics import class_histogram, classes_covered, frechet_classifier_distance, load_classifier
+    from ..metrics.classifier import load_classifier
+    from ..metrics.coverage import class_histogram, classes_covered
+    from ..metrics.frechet import frechet_classifier_distance
 
     x = test_images[0] if isinstance(test_images, tuple) else test_images
     n = min(n, len(x))
     classifier = load_classifier(device=device)
     g = torch.Generator(device="cpu").manual_seed(1234)
     z = torch.randn(n, model.latent_dim, generator=g)
-    fakes = model.sample(n, z=z.to(model.device)).cpu()
+    fakes = model.sample(z=z.to(model.device)).cpu()
     reals = x[torch.randperm(len(x), generator=g)[:n]]
     fcd = frechet_classifier_distance(fakes, reals, classifier=classifier)
     hist = class_histogram(fakes, classifier=classifier)
@@ -290,8 +298,9 @@ def train(
     (the cache does, so two processes training the same model cannot leave a manifest that lists the
     other's file). Returns the new entries.
     """
-    from .data import load_mnist
-    from .train import pick_device, seed_everything, train_gan, train_vae
+    from ..core import pick_device, seed_everything
+    from ..engine.loops import train_gan, train_vae
+    from ..engine.sources import load_mnist
 
     if budget not in BUDGETS:
         raise ValueError(f"budget must be one of {BUDGETS}, got {budget!r}")

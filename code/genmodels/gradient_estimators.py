@@ -39,7 +39,8 @@ from typing import Callable, Dict, Optional, Sequence, Tuple, Union
 import torch
 
 from . import distributions as D
-from .vae import VAE, as_images
+from .core import as_images
+from .vae import VAE
 
 __all__ = [
     "ESTIMATORS",
@@ -129,7 +130,7 @@ def pathwise_gradients(
     mu_i = mu.detach().expand_as(eps).clone().requires_grad_(True)  # one copy per sample
     logvar_i = logvar.detach().expand_as(eps).clone().requires_grad_(True)
     with torch.enable_grad():
-        z = mu_i + (0.5 * logvar_i).exp() * eps  # (n, ..., D)
+        z = D.reparameterize(mu_i, logvar_i, eps=eps)  # (n, ..., D)
         values = f(z)
         if values.shape != eps.shape[:-1]:
             raise ValueError(f"f must map z {list(z.shape)} to values {list(eps.shape[:-1])}, got {list(values.shape)}")
@@ -163,7 +164,7 @@ def score_function_gradients(
     with torch.no_grad():
         mu, logvar = mu.detach(), logvar.detach()
         eps = _noise(mu, n_samples, generator)
-        z = mu + (0.5 * logvar).exp() * eps
+        z = D.reparameterize(mu, logvar, eps=eps)
         values = f(z)
         if values.shape != eps.shape[:-1]:
             raise ValueError(f"f must map z {list(z.shape)} to values {list(eps.shape[:-1])}, got {list(values.shape)}")
@@ -294,11 +295,11 @@ def encoder_gradient(
         mu, logvar = vae.encoder(x)  # (B, D) each
         eps = _noise(mu, n_samples, generator)  # (n, B, D)
         if estimator == "pathwise":
-            z = mu + (0.5 * logvar).exp() * eps
+            z = D.reparameterize(mu, logvar, eps=eps)
             surrogate = D.bernoulli_log_likelihood(vae.decode(z), x).mean(0).sum()
         else:
             with torch.no_grad():
-                z = mu + (0.5 * logvar).exp() * eps
+                z = D.reparameterize(mu, logvar, eps=eps)
                 weight = D.bernoulli_log_likelihood(vae.decode(z), x) - torch.as_tensor(baseline, device=z.device)
             surrogate = (weight * D.gaussian_log_prob(z, mu, logvar)).mean(0).sum()
         grads = torch.autograd.grad(surrogate, params)

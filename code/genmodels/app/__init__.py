@@ -1,0 +1,2 @@
+"""What a reader runs: the command line, the zoo of trained models, the widgets, the benchmarks and the
+plotting helpers. Nothing below :mod:`genmodels.app` imports from it."""

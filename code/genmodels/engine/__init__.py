@@ -1,0 +1,60 @@
+"""The training engine: data sources, pixel models, device-resident batches, the plain training step of
+each family, the loops that wrap it (DDP, bf16 autocast, checkpoints, history), and checkpoints.
+
+The engine imports the models; the models never import the engine.
+"""
+from .batches import DeviceBatches
+from .checkpoints import (
+    CheckpointError,
+    atomic_write,
+    load_checkpoint,
+    read_checkpoint,
+    save_checkpoint,
+)
+from .distributed import distributed_context
+from .loops import (
+    GANTrainConfig,
+    History,
+    TrainConfig,
+    TrainingDiverged,
+    eval_images,
+    evaluate_vae,
+    saturated_steps,
+    train_autoencoder,
+    train_gan,
+    train_vae,
+)
+from .pixels import PIXEL_MODELS, binarize, static_binarize, to_float
+from .sources import DataError, ImageSet, load_fashion_mnist, load_mnist, read_idx
+from .steps import gan_step, vae_step
+
+__all__ = [
+    "DeviceBatches",
+    "CheckpointError",
+    "atomic_write",
+    "load_checkpoint",
+    "read_checkpoint",
+    "save_checkpoint",
+    "distributed_context",
+    "GANTrainConfig",
+    "History",
+    "TrainConfig",
+    "TrainingDiverged",
+    "eval_images",
+    "evaluate_vae",
+    "saturated_steps",
+    "train_autoencoder",
+    "train_gan",
+    "train_vae",
+    "PIXEL_MODELS",
+    "binarize",
+    "static_binarize",
+    "to_float",
+    "DataError",
+    "ImageSet",
+    "load_fashion_mnist",
+    "load_mnist",
+    "read_idx",
+    "gan_step",
+    "vae_step",
+]

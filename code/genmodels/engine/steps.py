@@ -1,0 +1,76 @@
+r"""One training step of each family, written as a reader would write it.
+
+These are the steps the loops of :mod:`genmodels.engine.loops` call, unchanged: the loops wrap them from
+outside (the networks they pass in may be wrapped for DistributedDataParallel, ``torch.compile`` and bf16
+autocast; checkpoints, progress and history are kept around the call), so the code a chapter prints is the
+code that trains.
+"""
+from __future__ import annotations
+
+from typing import Callable, Dict, Sequence
+
+import torch
+
+from ..gan import discriminator_loss, generator_loss
+
+__all__ = ["vae_step", "gan_step", "grad_norm"]
+
+
+def vae_step(elbo_parts: Callable, x: torch.Tensor, eps: torch.Tensor, optimizer: torch.optim.Optimizer) -> Dict[str, torch.Tensor]:
+    r"""One gradient step on the negative ELBO, :math:`-\frac1B\sum_i \mathcal L(x_i)` (nats per image).
+
+    ``elbo_parts(x, eps)`` returns the ELBO and its two parts per image, ``(elbo, log_px, kl)``, each ``[B]``:
+    :meth:`VAE.elbo` with ``return_parts=True``. ``eps`` is the standard-normal noise of the
+    reparameterization :math:`z = \mu + \sigma \odot \varepsilon`, ``[B, latent_dim]``.
+    Returns the batch's loss and its parts, detached.
+    """
+    elbo, log_px, kl = elbo_parts(x, eps)  # (B,) each, nats
+    loss = -elbo.mean()  # sum over pixels and latents, mean over the batch
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return {"loss": loss.detach(), "recon": -log_px.detach().mean(), "kl": kl.detach().mean()}
+
+
+def gan_step(
+    generator: Callable,
+    discriminator: Callable,
+    real_batches: Sequence[torch.Tensor],
+    noise: Callable[[], torch.Tensor],
+    opt_d: torch.optim.Optimizer,
+    opt_g: torch.optim.Optimizer,
+    *,
+    loss: str = "non_saturating",
+) -> Dict[str, torch.Tensor]:
+    r"""One iteration of Algorithm 1 of Goodfellow et al. (2014): ``k = len(real_batches)`` discriminator
+    steps, then one generator step.
+
+    Each discriminator step descends :func:`~genmodels.gan.discriminator_loss` (that is, ascends
+    :math:`V(D, G)`) on a real batch and a batch of fakes made from fresh noise and detached, so no
+    gradient reaches the generator. The generator step descends :func:`~genmodels.gan.generator_loss`
+    of kind ``loss`` on fresh fakes. ``noise()`` draws a batch :math:`z \sim p(z)`. Returns the last
+    discriminator step's loss, both players' losses, the mean :math:`D(x)` and :math:`D(G(z))`, and the
+    norm of the generator's gradient, detached.
+    """
+    for x in real_batches:  # k steps on the discriminator
+        fake = generator(noise()).detach()  # no gradient into the generator
+        real_logits = discriminator(x)
+        d_loss = discriminator_loss(real_logits, discriminator(fake))
+        opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        opt_d.step()
+    fake_logits = discriminator(generator(noise()))  # one step on the generator
+    g_loss = generator_loss(fake_logits, kind=loss)
+    opt_g.zero_grad(set_to_none=True)
+    g_loss.backward()
+    g_norm = grad_norm(opt_g)
+    opt_g.step()
+    return {"d_loss": d_loss.detach(), "g_loss": g_loss.detach(), "d_real": torch.sigmoid(real_logits.detach()).mean(),
+            "d_fake": torch.sigmoid(fake_logits.detach()).mean(), "g_grad_norm": g_norm}
+
+
+def grad_norm(optimizer: torch.optim.Optimizer) -> torch.Tensor:
+    """The Euclidean norm of the gradient of every parameter ``optimizer`` updates, on their device."""
+    norms = [torch.linalg.vector_norm(p.grad.detach().float())
+             for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+    return torch.linalg.vector_norm(torch.stack(norms))

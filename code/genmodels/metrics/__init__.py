@@ -1,0 +1,43 @@
+r"""The judges: a digit classifier, the Fréchet distance on its features, class and mode counts.
+
+There are no Inception weights to download here, and Inception was made for 299×299 photographs, not
+28×28 digits. So the package trains its own small :class:`MNISTClassifier` and ships its weights
+(``genmodels/weights/mnist_classifier.pt``; provenance in ``genmodels/weights/README.md``). On top of it:
+
+* :mod:`.frechet`: the **Fréchet classifier distance (FCD)**, the Fréchet inception distance (FID,
+  Heusel et al. 2017) computed on the classifier's penultimate-layer features instead of Inception's. It is
+  *not* comparable with FID numbers in papers; it is comparable with itself, at the same number of images.
+* :mod:`.coverage`: which digits a generator draws and how evenly (:func:`class_histogram`,
+  :func:`classes_covered`, :func:`kl_to_uniform`), and which modes of the 2-D mixtures of
+  :mod:`genmodels.gan_mixtures` it reaches (:func:`mode_coverage`).
+"""
+from .classifier import (
+    DEFAULT_CLASSIFIER_PATH,
+    ClassifierConfig,
+    MNISTClassifier,
+    evaluate_classifier,
+    load_classifier,
+    save_classifier,
+    train_classifier,
+    train_classifier_command,
+)
+from .coverage import class_histogram, classes_covered, kl_to_uniform, mode_coverage
+from .frechet import classifier_features, frechet_classifier_distance, frechet_distance
+
+__all__ = [
+    "DEFAULT_CLASSIFIER_PATH",
+    "ClassifierConfig",
+    "MNISTClassifier",
+    "evaluate_classifier",
+    "load_classifier",
+    "save_classifier",
+    "train_classifier",
+    "train_classifier_command",
+    "class_histogram",
+    "classes_covered",
+    "kl_to_uniform",
+    "mode_coverage",
+    "classifier_features",
+    "frechet_classifier_distance",
+    "frechet_distance",
+]

@@ -1,0 +1,147 @@
+"""Which digits a generator draws, how evenly, and which modes of a 2-D mixture it reaches."""
+from __future__ import annotations
+
+import math
+from typing import (
+    Any,
+    Dict,
+    Optional,
+)
+
+import torch
+from torch import nn
+
+from ..core import DeviceLike
+from .checks import NUM_CLASSES, _as_images, _batches, _model_device
+from .classifier import _resolve_classifier
+
+__all__ = [
+    "class_histogram",
+    "classes_covered",
+    "kl_to_uniform",
+    "mode_coverage",
+]
+
+
+@torch.no_grad()
+def class_histogram(
+    images: torch.Tensor, *, classifier: Optional[nn.Module] = None, batch_size: int = 500, device: DeviceLike = None
+) -> torch.Tensor:
+    """How many of ``images`` the classifier puts in each class: int64 ``[10]`` on the CPU, summing to N.
+
+    ``images``: uint8 0..255 or float in [0, 1]; ``classifier`` defaults to the shipped one.
+    """
+    classifier = _resolve_classifier(classifier, device)
+    x, dev = _as_images(images), _model_device(classifier)
+    was_training = classifier.training
+    classifier.eval()
+    try:
+        predicted = torch.cat([classifier(xb.to(dev)).argmax(1).cpu() for xb in _batches(x, batch_size)])
+    finally:
+        classifier.train(was_training)
+    return torch.bincount(predicted, minlength=NUM_CLASSES)
+
+
+def _as_histogram(hist) -> torch.Tensor:
+    hist = torch.as_tensor(hist).detach().cpu().double().flatten()
+    if hist.numel() == 0 or (hist < 0).any() or hist.sum() <= 0:
+        raise ValueError("a histogram needs non-negative counts with a positive total")
+    return hist
+
+
+def classes_covered(hist, *, min_fraction: float = 0.02) -> int:
+    """How many classes hold at least ``min_fraction`` of the samples.
+
+    The default, 2 %, is a fifth of a class's share when all ten are equally likely (the same rule as
+    :func:`mode_coverage`), and above the largest rate at which the shipped classifier reads the digits
+    of one class as one particular other class (1.6 %: fours read as nines, on the real MNIST test set).
+    So a generator that draws only fours is not credited with nines through the classifier's mistakes,
+    while a class drawn at a fifth of its due rate still counts.
+    """
+    if not 0.0 <= min_fraction <= 1.0:
+        raise ValueError(f"min_fraction must be in [0, 1], got {min_fraction!r}")
+    hist = _as_histogram(hist)
+    return int((hist / hist.sum() >= min_fraction).sum())
+
+
+def kl_to_uniform(hist) -> float:
+    r""":math:`\mathrm{KL}(p \,\|\, u) = \sum_k p_k \log(K p_k)` in nats, for the class shares :math:`p` of a
+    histogram and the uniform :math:`u_k = 1/K`: 0 when all ``K`` classes are equally frequent,
+    :math:`\log K` (2.30 for digits) when all samples fall in one class."""
+    hist = _as_histogram(hist)
+    p = hist / hist.sum()
+    nonzero = p > 0
+    return float((p[nonzero] * (p[nonzero] * p.numel()).log()).sum())
+
+
+# ----------------------------------------------------------------------------------------------
+# Modes of the 2-D mixtures
+# ----------------------------------------------------------------------------------------------
+
+
+def mode_coverage(
+    samples: torch.Tensor,
+    centres: torch.Tensor,
+    std: float,
+    *,
+    threshold_std: float = 3.0,
+    min_count: Optional[int] = None,
+) -> Dict[str, Any]:
+    r"""Modes reached and the share of "high-quality" samples, for a mixture of Gaussians in the plane.
+
+    Each sample is assigned to its nearest centre. It is **high quality** if it lies within
+    ``threshold_std``·``std`` of that centre; a mode is **covered** if it received at least ``min_count``
+    high-quality samples. This is the protocol used for the ring of 8 and the grid of 25 Gaussians since
+    VEEGAN (Srivastava et al. 2017) and PacGAN (Lin et al. 2018), with 3 standard deviations.
+
+    The defaults: with ``threshold_std=3`` a sample of the true mixture is high quality with probability
+    :math:`1 - e^{-9/2} \approx 0.989` (the distance of a 2-D isotropic Gaussian from its centre has the
+    Rayleigh law, :math:`P(r \le k\sigma) = 1 - e^{-k^2/2}`), so the best possible share is about 98.9 %,
+    not 100 %. ``min_count=None`` means a fifth of the number a mode gets when the ``N`` samples are spread
+    evenly over the ``K`` modes, :math:`\lceil N / (5K) \rceil` (20 of 2,500 samples on the 25-mode grid):
+    a mode hit only by a few stray samples is not counted as learned, yet one drawn at a fifth of its
+    due rate is.
+
+    Parameters
+    ----------
+    samples : torch.Tensor ``[N, 2]``
+    centres : torch.Tensor ``[K, 2]``
+        The mixture's means (the second output of :func:`~genmodels.toys.ring_of_gaussians` /
+        :func:`~genmodels.toys.grid_of_gaussians`).
+    std : float
+        The standard deviation of each component (the ``std`` the data were drawn with).
+    threshold_std : float
+        How many standard deviations from its centre a sample may lie and still count as high quality.
+    min_count : int, optional
+        High-quality samples a mode needs to count as covered (default: see above).
+
+    Returns
+    -------
+    dict
+        ``modes_covered`` (int), ``high_quality_share`` (float in [0, 1]), ``counts`` (int64 ``[K]``: the
+        high-quality samples of each mode), ``num_modes`` (``K``) and ``min_count`` (the one used).
+    """
+    samples = torch.as_tensor(samples).detach()
+    centres = torch.as_tensor(centres).detach().to(samples.device, torch.float64)
+    samples = samples.double()
+    if samples.ndim != 2 or centres.ndim != 2 or samples.shape[1] != centres.shape[1]:
+        raise ValueError(f"samples must be [N, D] and centres [K, D]; got {list(samples.shape)} and {list(centres.shape)}")
+    if samples.shape[0] == 0 or centres.shape[0] == 0:
+        raise ValueError("mode_coverage needs at least one sample and one centre")
+    if not std > 0 or not threshold_std > 0:
+        raise ValueError(f"std and threshold_std must be positive, got {std!r} and {threshold_std!r}")
+    n, k = samples.shape[0], centres.shape[0]
+    if min_count is None:
+        min_count = max(1, math.ceil(n / (5 * k)))
+    elif isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1:
+        raise ValueError(f"min_count must be a positive int, got {min_count!r}")
+    distance, nearest = torch.cdist(samples, centres).min(dim=1)  # (N,), (N,)
+    good = distance <= threshold_std * std  # (N,)
+    counts = torch.bincount(nearest[good], minlength=k).cpu()  # (K,)
+    return {
+        "modes_covered": int((counts >= min_count).sum()),
+        "high_quality_share": float(good.double().mean()),
+        "counts": counts,
+        "num_modes": k,
+        "min_count": int(min_count),
+    }
