@@ -1,6 +1,6 @@
 # Two commands do all the set-up on a fresh machine:
 #   make book   creates/reuses .venv, installs requirements.txt and the package, builds _build/html
-#   make test   the same set-up, then the unit tests (tests/) and the notebooks (pytest --nbval book/)
+#   make test   the same set-up, then lint (ruff), the unit tests (tests/) and the notebooks (pytest --nbval book/)
 #               (the set-up of `make test` also runs `make browser-deps`, for tests/test_browser.py:
 #               Debian's chromium and/or npm when missing and root, then three npm packages)
 # Override the interpreter with `make PYTHON=python3.12 test`.
@@ -10,7 +10,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install browser-deps book test test-unit test-notebooks notebooks clean
+.PHONY: install browser-deps book lint format test test-fast test-unit test-notebooks notebooks clean
 
 install: $(STAMP)
 
@@ -42,7 +42,22 @@ book: $(STAMP)
 	$(VENV)/bin/jupyter-book build . --warningiserror --keep-going
 	@echo "Open _build/html/index.html"
 
-test: test-unit test-notebooks
+test: lint test-unit test-notebooks
+
+# ruff (pinned in requirements.txt, configured in pyproject.toml): lint rules, including the ones that catch a
+# LaTeX backslash turned into a control character, and the formatter's check. `make format` applies both fixes.
+LINTED := code tests tools book/_ext
+lint: $(STAMP)
+	$(VENV)/bin/ruff check $(LINTED)
+	$(VENV)/bin/ruff format --check $(LINTED)
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix $(LINTED)
+	$(VENV)/bin/ruff format $(LINTED)
+
+# The fast part, for a contributor: no book build, no browser, nothing marked slow (about a minute).
+test-fast: $(STAMP)
+	$(PY) -m pytest tests -m "not slow and not book and not browser"
 
 test-unit: $(STAMP) $(JS_STAMP)
 	GENMODELS_NODE_MODULES=$(abspath $(JS))/node_modules $(PY) -m pytest tests

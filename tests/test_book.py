@@ -14,6 +14,8 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
+pytestmark = pytest.mark.book
+
 yaml = pytest.importorskip("yaml")
 pytest.importorskip("jupyter_book", reason="the book tools are not installed (requirements.txt)")
 

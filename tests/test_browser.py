@@ -41,6 +41,8 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
+pytestmark = [pytest.mark.book, pytest.mark.browser]
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BOOK_ROOT = Path(os.environ.get("GENMODELS_BOOK_ROOT", REPO_ROOT)).resolve()
 NODE_MODULES = Path(os.environ.get("GENMODELS_NODE_MODULES", REPO_ROOT / ".venv" / "js" / "node_modules"))

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from . import distributions as D
-from .core import NUM_PIXELS, as_images
+from .core import NUM_PIXELS, as_images, check_int
 from .vae import MLPDecoder
 
 __all__ = ["Autoencoder"]
@@ -35,9 +35,7 @@ class Autoencoder(nn.Module):
 
     def __init__(self, latent_dim: int = 2, hidden_dim: int = 400):
         super().__init__()
-        for name, value in (("latent_dim", latent_dim), ("hidden_dim", hidden_dim)):
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        check_int("latent_dim", latent_dim), check_int("hidden_dim", hidden_dim)
         self.latent_dim, self.hidden_dim = latent_dim, hidden_dim
         self.encoder = nn.Sequential(
             nn.Flatten(),  # (B, 784)

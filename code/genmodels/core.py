@@ -25,7 +25,7 @@ __all__ = [
     "LATENT_SIZES",
     "pick_device",
     "seed_everything",
-    "check_positive_int",
+    "check_int",
     "check_positive",
     "check_choice",
     "eval_mode",
@@ -91,10 +91,11 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def check_positive_int(name: str, value: Any, *, allow_zero: bool = False) -> int:
-    """``value`` if it is an int (not a bool) above zero (or at least zero), else a :class:`UserError`."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0 or (value == 0 and not allow_zero):
-        raise UserError(f"{name} must be a {'non-negative' if allow_zero else 'positive'} integer, got {value!r}")
+def check_int(name: str, value: Any, *, minimum: int = 1) -> int:
+    """``value`` if it is an int (not a bool) of at least ``minimum``, else a :class:`UserError` naming it."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        what = {0: "a non-negative integer", 1: "a positive integer"}.get(minimum, f"an integer of at least {minimum}")
+        raise UserError(f"{name} must be {what}, got {value!r}")
     return value
 
 
@@ -137,7 +138,7 @@ def latent_codes(
         raise UserError(f"give exactly one of n (how many codes to draw) and z (the codes), got n={n!r} and "
                         f"z={'None' if z is None else list(z.shape)}")
     if z is None:
-        return torch.randn(check_positive_int("n", n), latent_dim, device=device, generator=generator)
+        return torch.randn(check_int("n", n), latent_dim, device=device, generator=generator)
     if z.shape[-1] != latent_dim:
         raise UserError(f"z has {z.shape[-1]} dimensions but the model has latent_dim={latent_dim}: "
                         f"pass codes of shape [m, {latent_dim}]")

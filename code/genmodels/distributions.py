@@ -13,6 +13,8 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
+from .core import UserError
+
 __all__ = [
     "LOG_2PI",
     "gaussian_kl",
@@ -67,7 +69,7 @@ def gaussian_kl(
     Tensor ``[...]``: the divergence in nats, non-negative.
     """
     if (mu_p is None) != (logvar_p is None):
-        raise ValueError("give both mu_p and logvar_p, or neither (then the prior is N(0, I))")
+        raise UserError("give both mu_p and logvar_p, or neither (then the prior is N(0, I))")
     if mu_p is None:
         return 0.5 * (logvar.exp() + mu.pow(2) - 1.0 - logvar).sum(-1)
     return 0.5 * (

@@ -20,7 +20,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .core import IMAGE_SHAPE, NUM_PIXELS, ConfiguredModel, check_positive_int, eval_mode, latent_codes
+from .core import (
+    IMAGE_SHAPE,
+    NUM_PIXELS,
+    ConfiguredModel,
+    UserError,
+    check_int,
+    eval_mode,
+    latent_codes,
+)
 
 __all__ = [
     "GENERATOR_LOSSES",
@@ -59,7 +67,7 @@ def generator_loss(fake_logits: torch.Tensor, kind: str = "non_saturating") -> t
         return -F.softplus(fake_logits).mean()
     if kind == "non_saturating":
         return F.softplus(-fake_logits).mean()
-    raise ValueError(f"unknown generator loss {kind!r}; choose one of {GENERATOR_LOSSES}")
+    raise UserError(f"unknown generator loss {kind!r}; choose one of {GENERATOR_LOSSES}")
 
 
 def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
@@ -105,11 +113,10 @@ class GANConfig:
 
     def __post_init__(self):
         for name in ("latent_dim", "hidden_dim", "channels", "minibatch_kernel_dim"):
-            check_positive_int(name, getattr(self, name))
-        if isinstance(self.minibatch_kernels, bool) or not isinstance(self.minibatch_kernels, int) or self.minibatch_kernels < 0:
-            raise ValueError(f"minibatch_kernels must be a non-negative integer, got {self.minibatch_kernels!r}")
+            check_int(name, getattr(self, name))
+        check_int("minibatch_kernels", self.minibatch_kernels, minimum=0)
         if self.arch not in ARCHS:
-            raise ValueError(f"arch must be one of {ARCHS}, got {self.arch!r}")
+            raise UserError(f"arch must be one of {ARCHS}, got {self.arch!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)

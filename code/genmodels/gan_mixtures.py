@@ -18,6 +18,7 @@ from typing import (
 import torch
 from torch import nn
 
+from .core import UserError
 from .gan import MinibatchDiscrimination, discriminator_loss, generator_loss
 
 __all__ = [
@@ -125,7 +126,7 @@ def mixture_sampler(mixture: str, *, std: float = 0.05):
     elif mixture == "grid":
         fn = grid_of_gaussians
     else:
-        raise ValueError(f"mixture must be 'ring' or 'grid', got {mixture!r}")
+        raise UserError(f"mixture must be 'ring' or 'grid', got {mixture!r}")
     _, centres = fn(1, std=std)
     return (lambda n, generator=None: fn(n, std=std, generator=generator)[0]), centres
 
@@ -179,7 +180,7 @@ def train_mixture_gan(
     Everything runs in float32 on the CPU and is seeded by ``seed`` (data, noise and initialisation).
     """
     if method not in MIXTURE_METHODS:
-        raise ValueError(f"method must be one of {MIXTURE_METHODS}, got {method!r}")
+        raise UserError(f"method must be one of {MIXTURE_METHODS}, got {method!r}")
     sample, centres = mixture_sampler(mixture, std=std)
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)

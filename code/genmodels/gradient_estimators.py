@@ -39,7 +39,7 @@ from typing import Callable, Dict, Optional, Sequence, Tuple, Union
 import torch
 
 from . import distributions as D
-from .core import as_images
+from .core import UserError, as_images, check_int
 from .vae import VAE
 
 __all__ = [
@@ -63,12 +63,11 @@ Baseline = Union[float, torch.Tensor]
 
 def _check_estimator(estimator: str) -> None:
     if estimator not in ESTIMATORS:
-        raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
+        raise UserError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
 
 
 def _check_n(n_samples) -> None:
-    if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples <= 0:
-        raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
+    check_int("n_samples", n_samples)
 
 
 def _noise(mu: torch.Tensor, n_samples: int, generator: Optional[torch.Generator]) -> torch.Tensor:
@@ -133,7 +132,7 @@ def pathwise_gradients(
         z = D.reparameterize(mu_i, logvar_i, eps=eps)  # (n, ..., D)
         values = f(z)
         if values.shape != eps.shape[:-1]:
-            raise ValueError(f"f must map z {list(z.shape)} to values {list(eps.shape[:-1])}, got {list(values.shape)}")
+            raise UserError(f"f must map z {list(z.shape)} to values {list(eps.shape[:-1])}, got {list(values.shape)}")
         grad_mu, grad_logvar = torch.autograd.grad(values.sum(), (mu_i, logvar_i), allow_unused=True)
     grad_mu = torch.zeros_like(eps) if grad_mu is None else grad_mu
     grad_logvar = torch.zeros_like(eps) if grad_logvar is None else grad_logvar
@@ -167,7 +166,7 @@ def score_function_gradients(
         z = D.reparameterize(mu, logvar, eps=eps)
         values = f(z)
         if values.shape != eps.shape[:-1]:
-            raise ValueError(f"f must map z {list(z.shape)} to values {list(eps.shape[:-1])}, got {list(values.shape)}")
+            raise UserError(f"f must map z {list(z.shape)} to values {list(eps.shape[:-1])}, got {list(values.shape)}")
         weight = (values - torch.as_tensor(baseline, dtype=values.dtype, device=values.device)).unsqueeze(-1)
         score_mu, score_logvar = gaussian_score(z, mu, logvar)
         return weight * score_mu, weight * score_logvar
@@ -204,7 +203,7 @@ def variance_of_average(per_sample: torch.Tensor, n: int) -> float:
     _check_n(n)
     groups = per_sample.shape[0] // n
     if groups < 2:
-        raise ValueError(f"need at least 2 groups of {n} samples, got {per_sample.shape[0]} samples")
+        raise UserError(f"need at least 2 groups of {n} samples, got {per_sample.shape[0]} samples")
     means = per_sample[: groups * n].reshape(groups, n, -1).mean(1)
     return float(means.double().var(0, unbiased=True).sum())
 
@@ -242,7 +241,7 @@ def gradient_stats(draw: Callable[[], torch.Tensor], repeats: int) -> GradientSt
     but two vectors is kept, so million-parameter gradients are fine)."""
     _check_n(repeats)
     if repeats < 2:
-        raise ValueError("repeats must be at least 2 to estimate a variance")
+        raise UserError("repeats must be at least 2 to estimate a variance")
     mean = m2 = None
     for i in range(1, repeats + 1):
         g = draw().detach().reshape(-1).double()
@@ -259,7 +258,7 @@ def variance_by_samples(
     draw: Callable[[int], torch.Tensor], n_samples: Sequence[int], *, repeats: int
 ) -> Dict[int, GradientStats]:
     """:func:`gradient_stats` of the ``n``-sample estimator ``draw(n)`` for each ``n`` in ``n_samples``."""
-    return {n: gradient_stats(lambda: draw(n), repeats) for n in n_samples}
+    return {n: gradient_stats(lambda n=n: draw(n), repeats) for n in n_samples}
 
 
 def encoder_gradient(

@@ -22,6 +22,7 @@ from typing import Optional, Tuple
 import torch
 
 from . import distributions as D
+from .core import UserError, check_int, eval_mode
 from .engine.loops import eval_images
 from .vae import VAE
 
@@ -42,8 +43,7 @@ PATHS = ("linear", "spherical")
 
 
 def _check_batch_size(batch_size) -> None:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    check_int("batch_size", batch_size)
 
 
 @torch.no_grad()
@@ -74,16 +74,12 @@ def encode_dataset(
     """
     _check_batch_size(batch_size)
     x_all = eval_images(images, pixels)
-    was_training = vae.training
-    vae.eval()
     mus, logvars = [], []
-    try:
+    with eval_mode(vae):
         for start in range(0, len(x_all), batch_size):
             mu, logvar = vae.encode(x_all[start : start + batch_size].to(vae.device))
             mus.append(mu.float().cpu())
             logvars.append(logvar.float().cpu())
-    finally:
-        vae.train(was_training)
     mu, logvar = torch.cat(mus), torch.cat(logvars)
     return (mu, logvar) if return_logvar else mu
 
@@ -113,7 +109,7 @@ def active_units(
     insensitive to it because :math:`A_j` of unused and used dimensions differ by orders of magnitude.
     """
     if not threshold > 0:
-        raise ValueError(f"threshold must be positive, got {threshold!r}")
+        raise UserError(f"threshold must be positive, got {threshold!r}")
     activity = latent_activity(vae, images, pixels=pixels, batch_size=batch_size)
     return int((activity > threshold).sum())
 
@@ -145,10 +141,9 @@ def gaussian_grid(n: int = 20, *, span: float = 0.9) -> torch.Tensor:
     bottom: :math:`z_2` *decreasing*) and column ``j`` (left to right: :math:`z_1` increasing), so that a
     tiled picture has the same orientation as a scatter plot of the codes with :math:`z_2` upwards.
     """
-    if isinstance(n, bool) or not isinstance(n, int) or n < 2:
-        raise ValueError(f"n must be an integer of at least 2, got {n!r}")
+    check_int("n", n, minimum=2)
     if not 0 < span < 1:
-        raise ValueError(f"span must lie strictly between 0 and 1, got {span!r}")
+        raise UserError(f"span must lie strictly between 0 and 1, got {span!r}")
     p = torch.linspace((1 - span) / 2, (1 + span) / 2, n, dtype=torch.float64)
     q = torch.special.ndtri(p)  # (n,) increasing
     z1 = q.view(1, n).expand(n, n)  # columns: left to right
@@ -165,7 +160,7 @@ def latent_grid(vae: VAE, n: int = 20, *, span: float = 0.9) -> Tuple[torch.Tens
     ``gm.show_images(images, nrow=n)``), and the points themselves, ``[n·n, 2]``.
     """
     if vae.latent_dim != 2:
-        raise ValueError(f"latent_grid draws a 2-D latent space; this VAE has latent_dim={vae.latent_dim}")
+        raise UserError(f"latent_grid draws a 2-D latent space; this VAE has latent_dim={vae.latent_dim}")
     z = gaussian_grid(n, span=span).reshape(n * n, 2)
     images = vae.sample(z=z.to(vae.device)).float().cpu()
     return images, z
@@ -181,7 +176,7 @@ def draw_from_likelihood(vae: VAE, z: torch.Tensor, *, generator: Optional[torch
     ``generator`` must live on the VAE's device.
     """
     if z.shape[-1] != vae.latent_dim:
-        raise ValueError(f"z has {z.shape[-1]} dimensions but this VAE has latent_dim={vae.latent_dim}")
+        raise UserError(f"z has {z.shape[-1]} dimensions but this VAE has latent_dim={vae.latent_dim}")
     means = torch.sigmoid(vae.decode(z.to(vae.device)).float())
     draws = torch.bernoulli(means, generator=generator)
     return means, draws
@@ -209,12 +204,12 @@ def neighbour_average(
     ``(average, index)``: the mean image ``[1, 28, 28]`` float in [0, 1] and the ``k`` indices, nearest first.
     """
     if isinstance(k, bool) or not isinstance(k, int) or not 0 < k <= len(codes):
-        raise ValueError(f"k must be an integer between 1 and {len(codes)}, got {k!r}")
+        raise UserError(f"k must be an integer between 1 and {len(codes)}, got {k!r}")
     if len(images) != len(codes):
-        raise ValueError(f"{len(codes)} codes but {len(images)} images")
+        raise UserError(f"{len(codes)} codes but {len(images)} images")
     z = z.to(codes.device, codes.dtype).reshape(1, -1)
     if z.shape[1] != codes.shape[1]:
-        raise ValueError(f"z has {z.shape[1]} dimensions but the codes have {codes.shape[1]}")
+        raise UserError(f"z has {z.shape[1]} dimensions but the codes have {codes.shape[1]}")
     distance = (codes - z).pow(2).sum(dim=1)
     index = distance.argsort(stable=True)[:k]
     chosen = images[index.to(images.device)]
@@ -242,9 +237,9 @@ def interpolate(z0: torch.Tensor, z1: torch.Tensor, t, *, path: str = "linear") 
     ``t`` is a float or a 1-D sequence/tensor of fractions (usually in [0, 1]).
     """
     if path not in PATHS:
-        raise ValueError(f"path must be one of {PATHS}, got {path!r}")
+        raise UserError(f"path must be one of {PATHS}, got {path!r}")
     if z0.shape != z1.shape or z0.dim() != 1:
-        raise ValueError(f"z0 and z1 must be 1-D codes of one size, got {list(z0.shape)} and {list(z1.shape)}")
+        raise UserError(f"z0 and z1 must be 1-D codes of one size, got {list(z0.shape)} and {list(z1.shape)}")
     t = torch.as_tensor(t, dtype=z0.dtype, device=z0.device).reshape(-1, 1)  # (T, 1)
     if path == "linear":
         return (1 - t) * z0 + t * z1  # (T, d)

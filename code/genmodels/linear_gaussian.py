@@ -12,6 +12,7 @@ from typing import (
 import torch
 
 from . import distributions as D
+from .core import UserError
 
 __all__ = [
     "LinearGaussian",
@@ -40,9 +41,9 @@ class LinearGaussian:
 
     def __init__(self, W: torch.Tensor, b: torch.Tensor, noise_std: float):
         if W.dim() != 2 or b.shape != (W.shape[0],):
-            raise ValueError(f"W must be [n, d] and b [n]; got {list(W.shape)} and {list(b.shape)}")
+            raise UserError(f"W must be [n, d] and b [n]; got {list(W.shape)} and {list(b.shape)}")
         if noise_std <= 0:
-            raise ValueError(f"noise_std must be positive, got {noise_std}")
+            raise UserError(f"noise_std must be positive, got {noise_std}")
         self.W, self.b, self.noise_std = W, b, float(noise_std)
 
     @classmethod
@@ -112,7 +113,7 @@ class LinearGaussian:
         mean, cov = self.posterior(x)
         off = cov - torch.diag(torch.diag(cov))
         if off.abs().max() > 1e-8 * cov.abs().max():
-            raise ValueError("the posterior is not diagonal here: build the model with orthogonal columns")
+            raise UserError("the posterior is not diagonal here: build the model with orthogonal columns")
         return mean, torch.diag(cov).log().expand_as(mean)
 
     def elbo(self, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:

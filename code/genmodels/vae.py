@@ -19,8 +19,9 @@ from .core import (
     IMAGE_SHAPE,
     NUM_PIXELS,
     ConfiguredModel,
+    UserError,
     as_images,
-    check_positive_int,
+    check_int,
     latent_codes,
 )
 
@@ -51,11 +52,11 @@ class VAEConfig:
     channels: int = 32
 
     def __post_init__(self):
-        check_positive_int("latent_dim", self.latent_dim)
-        check_positive_int("hidden_dim", self.hidden_dim)
-        check_positive_int("channels", self.channels)
+        check_int("latent_dim", self.latent_dim)
+        check_int("hidden_dim", self.hidden_dim)
+        check_int("channels", self.channels)
         if self.arch not in ARCHS:
-            raise ValueError(f"arch must be one of {ARCHS}, got {self.arch!r}")
+            raise UserError(f"arch must be one of {ARCHS}, got {self.arch!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -208,7 +209,7 @@ class VAE(ConfiguredModel):
 
         The ``k`` samples are decoded ``chunk_size`` at a time, so ``k = 1000`` fits in memory.
         """
-        check_positive_int("k", k)
+        check_int("k", k)
         x = as_images(x)
         mu, logvar = self.encoder(x)
         parts = []  # (log p(x|z), log p(z), log q(z|x)) per chunk of samples, each (n, B)

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .core import as_images, pick_device, seed_everything
+from .core import UserError, as_images, check_int, pick_device, seed_everything
 from .engine.loops import (
     GANTrainConfig,
     TrainConfig,
@@ -43,6 +43,7 @@ from .engine.loops import (
     train_gan,
     train_vae,
 )
+from .engine.pixels import as_uint8_images
 from .gan import GAN
 from .metrics.classifier import load_classifier
 from .metrics.coverage import class_histogram, classes_covered, kl_to_uniform
@@ -81,25 +82,20 @@ def laplacian_energy(images: torch.Tensor, *, reduction: str = "mean") -> Union[
     """
     x = as_images(images).float().cpu()  # (N, 1, 28, 28) in [0, 1]
     if x.numel() and (x.min() < 0 or x.max() > 1):
-        raise ValueError("float images must lie in [0, 1]; uint8 images are divided by 255")
+        raise UserError("float images must lie in [0, 1]; uint8 images are divided by 255")
     lap = F.conv2d(x, LAPLACIAN_KERNEL.view(1, 1, 3, 3), padding=1)  # (N, 1, 28, 28), zero padding
     per_image = lap.pow(2).mean(dim=(1, 2, 3))  # (N,)
     if reduction == "none":
         return per_image
     if reduction != "mean":
-        raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
+        raise UserError(f"reduction must be 'mean' or 'none', got {reduction!r}")
     return float(per_image.mean())
 
 
 def _images_and_origin(data) -> tuple:
     """uint8 ``[N, 28, 28]`` images and a one-line label of where they came from (ImageSet.origin if any)."""
     origin = getattr(data, "origin", None)
-    if isinstance(data, (tuple, list)):
-        data = data[0]
-    if data.dim() == 4:
-        data = data[:, 0]
-    if data.dtype != torch.uint8:
-        raise ValueError(f"expected uint8 images [N, 28, 28] (or an ImageSet), got {data.dtype} {list(data.shape)}")
+    data = as_uint8_images(data)
     return data, origin or f"{data.shape[0]:,} images (origin not recorded)"
 
 
@@ -177,10 +173,7 @@ def compare_vae_gan(
     ``test_nelbo = None`` with ``likelihood = "not available: no likelihood"``, its ``saturated_steps``,
     ``d_real`` and ``d_fake``), ``"test_sharpness"``, and with ``keep_models`` the models and histories.
     """
-    if isinstance(num_epochs, bool) or not isinstance(num_epochs, int) or num_epochs <= 0:
-        raise ValueError(f"num_epochs must be a positive integer, got {num_epochs!r}")
-    if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 2:
-        raise ValueError(f"n_samples must be an integer of at least 2, got {n_samples!r}")
+    check_int("num_epochs", num_epochs), check_int("n_samples", n_samples, minimum=2)
     x_train, train_origin = _images_and_origin(train_images)
     x_test, test_origin = _images_and_origin(test_images)
     dev = pick_device(device)

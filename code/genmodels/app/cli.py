@@ -12,6 +12,13 @@ import time
 from pathlib import Path
 from typing import List, Optional
 
+from ..core import UserError
+from ..engine.pixels import PIXEL_MODELS
+from ..gan import ARCHS as GAN_ARCHS
+from ..gan import GENERATOR_LOSSES
+from ..vae import ARCHS as VAE_ARCHS
+from .zoo import BUDGETS
+
 __all__ = ["main", "build_parser"]
 
 
@@ -59,7 +66,7 @@ def _add_run_options(p: argparse.ArgumentParser, *, lr: float, pixels: str, batc
     p.add_argument("--epochs", type=_positive_int, default=10, help="passes over the training data (default: %(default)s)")
     p.add_argument("--batch-size", type=_positive_int, default=batch_size, help="images per step (default: %(default)s)")
     p.add_argument("--lr", type=_positive_float, default=lr, help="Adam learning rate (default: %(default)s)")
-    p.add_argument("--pixels", choices=("continuous", "dynamic", "static"), default=pixels,
+    p.add_argument("--pixels", choices=PIXEL_MODELS, default=pixels,
                    help="pixel model: intensities in [0,1], a fresh Bernoulli draw per batch, or one fixed draw "
                         "(default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed for weights, shuffling, binarization and noise (default: %(default)s)")
@@ -93,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     vae = family.add_parser("vae", help="a variational autoencoder (maximises the ELBO)",
                             description="Train a VAE with a Bernoulli decoder by maximising the ELBO.")
-    vae.add_argument("--arch", choices=("mlp", "conv"), default="mlp", help="encoder/decoder networks (default: %(default)s)")
+    vae.add_argument("--arch", choices=VAE_ARCHS, default="mlp", help="encoder/decoder networks (default: %(default)s)")
     vae.add_argument("--latent-dim", type=_positive_int, default=20, help="size of z (default: %(default)s)")
     vae.add_argument("--hidden-dim", type=_positive_int, default=400, help="hidden width (default: %(default)s)")
     _add_run_options(vae, lr=1e-3, pixels="dynamic", batch_size=128)
@@ -101,9 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     gan = family.add_parser("gan", help="a generative adversarial network",
                             description="Train a GAN with k discriminator steps per generator step (Algorithm 1 "
                                         "of Goodfellow et al. 2014).")
-    gan.add_argument("--arch", choices=("dcgan", "mlp"), default="dcgan", help="networks (default: %(default)s)")
+    gan.add_argument("--arch", choices=GAN_ARCHS, default="dcgan", help="networks (default: %(default)s)")
     gan.add_argument("--latent-dim", type=_positive_int, default=100, help="size of the noise z (default: %(default)s)")
-    gan.add_argument("--loss", choices=("non_saturating", "saturating"), default="non_saturating",
+    gan.add_argument("--loss", choices=GENERATOR_LOSSES, default="non_saturating",
                      help="generator loss: -log D(G(z)) or the original log(1 - D(G(z))) (default: %(default)s)")
     gan.add_argument("--d-steps", type=_positive_int, default=1, metavar="K",
                      help="discriminator steps per generator step (default: %(default)s)")
@@ -123,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     "and negative IWAE bounds, in nats per image.")
     ev.add_argument("checkpoint", help="a VAE checkpoint written by `train vae`")
     ev.add_argument("--k", type=_positive_int, nargs="*", default=[1, 10, 100], help="IWAE sample counts (default: 1 10 100)")
-    ev.add_argument("--pixels", choices=("continuous", "dynamic", "static"),
+    ev.add_argument("--pixels", choices=PIXEL_MODELS,
                     help="pixel model (default: the one it was trained with)")
     ev.add_argument("--device", default="auto", help="device (default: %(default)s)")
     ev.add_argument("--limit", type=_positive_int, help="evaluate on the first N test images only")
@@ -152,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--samples", type=_positive_int, default=2000,
                       help="generated and test images compared, equal N (default: %(default)s)")
     cmp_.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
-    cmp_.add_argument("--vae-arch", choices=("conv", "mlp"), default="conv", help="the VAE's networks (default: %(default)s)")
+    cmp_.add_argument("--vae-arch", choices=VAE_ARCHS, default="conv", help="the VAE's networks (default: %(default)s)")
     cmp_.add_argument("--device", default="auto", help="device (default: %(default)s)")
     cmp_.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     cmp_.add_argument("--out", metavar="PATH", help="also write the table to this file")
@@ -196,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "the manifest in --out. The shipped set was made with "
                                      "`python -m genmodels zoo train --budget full --out code/genmodels/weights/zoo`.")
     zt.add_argument("--only", nargs="+", metavar="NAME", help="train only these models (default: all)")
-    zt.add_argument("--budget", choices=("quick", "full"), default="full",
+    zt.add_argument("--budget", choices=BUDGETS, default="full",
                     help="quick: a few epochs (minutes on a CPU for the set); full: the published set (default: %(default)s)")
     zt.add_argument("--out", metavar="DIR", help="folder for the checkpoints and manifest.json (default: the user cache)")
     zt.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: %(default)s)")
@@ -220,6 +227,7 @@ def _load(args, split: str, *, verbose: bool = True):
 
 def _train(args) -> int:
     import genmodels as gm
+
     from ..engine.distributed import distributed_context
 
     gm.pick_device(args.device)  # fail on an unavailable device before loading anything
@@ -469,14 +477,11 @@ def _zoo(args) -> int:
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from ..engine.checkpoints import CheckpointError
-    from ..engine.sources import DataError
-
     handlers = {"train": _train, "sample": _sample, "eval": _eval, "bench": _bench, "bench-data": _bench_data,
                 "train-classifier": _train_classifier, "compare": _compare, "zoo": _zoo}
     try:
         return handlers[args.command](args)
-    except (DataError, CheckpointError, ValueError) as err:
+    except UserError as err:  # what the user can act on (data, checkpoints, arguments): one line, no traceback
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -6,6 +6,8 @@ from typing import Optional, Union
 
 import torch
 
+from ..core import UserError
+
 __all__ = ["image_grid", "save_grid", "show_images"]
 
 
@@ -20,7 +22,7 @@ def image_grid(images: torch.Tensor, *, nrow: Optional[int] = None, padding: int
     if images.dim() == 3:
         images = images.unsqueeze(1)
     if images.dim() != 4 or images.shape[1] != 1:
-        raise ValueError(f"expected images shaped [N, 1, H, W], got {list(images.shape)}")
+        raise UserError(f"expected images shaped [N, 1, H, W], got {list(images.shape)}")
     n, _, h, w = images.shape
     nrow = nrow or max(1, int(torch.ceil(torch.sqrt(torch.tensor(float(n)))).item()))
     rows = (n + nrow - 1) // nrow

@@ -35,6 +35,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
+from ..core import LATENT_SIZES, UserError
 from .plotting import image_grid
 
 __all__ = [
@@ -55,7 +56,6 @@ __all__ = [
 ]
 
 MODES = ("live", "static")
-LATENT_SIZES = (2, 4, 8, 16, 32, 64)
 DIGIT_PAIRS = ((3, 8), (1, 7), (4, 9), (0, 6))
 
 
@@ -64,7 +64,7 @@ def resolve_mode(mode: str = "auto") -> str:
     if mode == "auto":
         mode = os.environ.get("GENMODELS_WIDGETS", "live").strip().lower() or "live"
     if mode not in MODES:
-        raise ValueError(f"widget mode must be 'auto', 'live' or 'static', got {mode!r} (check GENMODELS_WIDGETS)")
+        raise UserError(f"widget mode must be 'auto', 'live' or 'static', got {mode!r} (check GENMODELS_WIDGETS)")
     return mode
 
 
@@ -110,11 +110,11 @@ class Control:
 
     def __post_init__(self):
         if not self.options:
-            raise ValueError(f"control {self.name!r} has no options")
+            raise UserError(f"control {self.name!r} has no options")
         if self.kind not in ("slider", "toggle", "dropdown"):
-            raise ValueError(f"control kind must be slider, toggle or dropdown, got {self.kind!r}")
+            raise UserError(f"control kind must be slider, toggle or dropdown, got {self.kind!r}")
         if not 0 <= self.index < len(self.options):
-            raise ValueError(f"control {self.name!r}: index {self.index} is outside its {len(self.options)} options")
+            raise UserError(f"control {self.name!r}: index {self.index} is outside its {len(self.options)} options")
 
 
 @dataclass
@@ -358,7 +358,7 @@ def latent_size_explorer(
     (``vae-d8``, ``gan-d8``...), which trains and caches any model it does not have.
     """
     if family not in ("vae", "gan"):
-        raise ValueError(f"family must be 'vae' or 'gan', got {family!r}")
+        raise UserError(f"family must be 'vae' or 'gan', got {family!r}")
     sizes = list(sizes)
     models_ = _Models(f"{family}-d", models, device, progress)
     images, labels, origin = _test_set(test_data)
@@ -451,10 +451,10 @@ def latent_navigator(
     from ..latent_space import encode_dataset
 
     if steps < 2:
-        raise ValueError(f"steps must be at least 2, got {steps!r}")
+        raise UserError(f"steps must be at least 2, got {steps!r}")
     vae = model if model is not None else _Models("vae-d", None, device, progress)[2]
     if vae.latent_dim != 2:
-        raise ValueError(f"the latent navigator needs a VAE with latent_dim=2, got {vae.latent_dim}")
+        raise UserError(f"the latent navigator needs a VAE with latent_dim=2, got {vae.latent_dim}")
     images, labels, _ = _test_set(test_data)
     n = min(len(images), 2000)
     mu = encode_dataset(vae, images[:n])
@@ -496,7 +496,7 @@ def interpolation_explorer(
     from ..latent_space import interpolate
 
     if family not in ("vae", "gan"):
-        raise ValueError(f"family must be 'vae' or 'gan', got {family!r}")
+        raise UserError(f"family must be 'vae' or 'gan', got {family!r}")
     if model is None:
         latent_dim = latent_dim or (16 if family == "vae" else 64)
         model = _Models(f"{family}-d", None, device, progress)[latent_dim]
@@ -522,7 +522,7 @@ def interpolation_explorer(
             endpoints.append((f"noise pair {k + 1}", z[0], z[1]))
         paths = ("linear", "spherical")
     if not endpoints:
-        raise ValueError("no pair of test digits to interpolate between")
+        raise UserError("no pair of test digits to interpolate between")
     ts = torch.linspace(0, 1, steps)
 
     def frame(pair: int, path: str, t: float) -> Frame:

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from .. import __version__
-from ..core import WEIGHTS_DIR
+from ..core import LATENT_SIZES, WEIGHTS_DIR, UserError
 from ..engine.checkpoints import (
     CheckpointError,
     atomic_write,
@@ -55,7 +55,6 @@ __all__ = [
     "train",
 ]
 
-LATENT_SIZES = (2, 4, 8, 16, 32, 64)
 BUDGETS = ("quick", "full")
 MANIFEST = "manifest.json"
 FORMAT = "genmodels-zoo"
@@ -303,7 +302,7 @@ def train(
     from ..engine.sources import load_mnist
 
     if budget not in BUDGETS:
-        raise ValueError(f"budget must be one of {BUDGETS}, got {budget!r}")
+        raise UserError(f"budget must be one of {BUDGETS}, got {budget!r}")
     selected = list(names_) if names_ is not None else names()
     for n in selected:
         spec(n)

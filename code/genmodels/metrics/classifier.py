@@ -25,7 +25,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import __version__
-from ..core import WEIGHTS_DIR, DeviceLike, PathLike, pick_device, seed_everything
+from ..core import (
+    WEIGHTS_DIR,
+    DeviceLike,
+    PathLike,
+    UserError,
+    check_int,
+    eval_mode,
+    pick_device,
+    seed_everything,
+)
 from ..engine.batches import DeviceBatches
 from ..engine.checkpoints import CheckpointError, atomic_torch_save
 from ..engine.sources import load_mnist
@@ -71,11 +80,9 @@ class ClassifierConfig:
 
     def __post_init__(self):
         for name in ("channels", "num_features"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            check_int(name, getattr(self, name))
         if not 0.0 <= float(self.dropout) < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+            raise UserError(f"dropout must be in [0, 1), got {self.dropout!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -195,14 +202,12 @@ def train_classifier(
     MNISTClassifier
         In eval mode, on ``device``.
     """
-    for name, value in (("num_epochs", num_epochs), ("batch_size", batch_size)):
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    check_int("num_epochs", num_epochs), check_int("batch_size", batch_size)
     if not lr > 0:
-        raise ValueError(f"lr must be positive, got {lr!r}")
+        raise UserError(f"lr must be positive, got {lr!r}")
     labels = torch.as_tensor(labels).long()
     if labels.numel() and (labels.min() < 0 or labels.max() >= NUM_CLASSES):
-        raise ValueError(f"labels must be in 0..{NUM_CLASSES - 1}, got {int(labels.min())}..{int(labels.max())}")
+        raise UserError(f"labels must be in 0..{NUM_CLASSES - 1}, got {int(labels.min())}..{int(labels.max())}")
     device = pick_device(device)
     seed_everything(seed)
     model = MNISTClassifier(config=config or ClassifierConfig()).to(device)
@@ -241,14 +246,10 @@ def evaluate_classifier(
     x = _as_images(images)
     labels = torch.as_tensor(labels).long().flatten()
     if labels.shape[0] != x.shape[0]:
-        raise ValueError(f"{x.shape[0]:,} images but {labels.shape[0]:,} labels")
+        raise UserError(f"{x.shape[0]:,} images but {labels.shape[0]:,} labels")
     device = _model_device(model)
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         predicted = torch.cat([model(xb.to(device)).argmax(1).cpu() for xb in _batches(x, batch_size)])
-    finally:
-        model.train(was_training)
     return float((predicted == labels.cpu()).double().mean())
 
 

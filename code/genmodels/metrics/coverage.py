@@ -11,7 +11,7 @@ from typing import (
 import torch
 from torch import nn
 
-from ..core import DeviceLike
+from ..core import DeviceLike, UserError, check_int, eval_mode
 from .checks import NUM_CLASSES, _as_images, _batches, _model_device
 from .classifier import _resolve_classifier
 
@@ -33,19 +33,15 @@ def class_histogram(
     """
     classifier = _resolve_classifier(classifier, device)
     x, dev = _as_images(images), _model_device(classifier)
-    was_training = classifier.training
-    classifier.eval()
-    try:
+    with eval_mode(classifier):
         predicted = torch.cat([classifier(xb.to(dev)).argmax(1).cpu() for xb in _batches(x, batch_size)])
-    finally:
-        classifier.train(was_training)
     return torch.bincount(predicted, minlength=NUM_CLASSES)
 
 
 def _as_histogram(hist) -> torch.Tensor:
     hist = torch.as_tensor(hist).detach().cpu().double().flatten()
     if hist.numel() == 0 or (hist < 0).any() or hist.sum() <= 0:
-        raise ValueError("a histogram needs non-negative counts with a positive total")
+        raise UserError("a histogram needs non-negative counts with a positive total")
     return hist
 
 
@@ -59,7 +55,7 @@ def classes_covered(hist, *, min_fraction: float = 0.02) -> int:
     while a class drawn at a fifth of its due rate still counts.
     """
     if not 0.0 <= min_fraction <= 1.0:
-        raise ValueError(f"min_fraction must be in [0, 1], got {min_fraction!r}")
+        raise UserError(f"min_fraction must be in [0, 1], got {min_fraction!r}")
     hist = _as_histogram(hist)
     return int((hist / hist.sum() >= min_fraction).sum())
 
@@ -125,16 +121,16 @@ def mode_coverage(
     centres = torch.as_tensor(centres).detach().to(samples.device, torch.float64)
     samples = samples.double()
     if samples.ndim != 2 or centres.ndim != 2 or samples.shape[1] != centres.shape[1]:
-        raise ValueError(f"samples must be [N, D] and centres [K, D]; got {list(samples.shape)} and {list(centres.shape)}")
+        raise UserError(f"samples must be [N, D] and centres [K, D]; got {list(samples.shape)} and {list(centres.shape)}")
     if samples.shape[0] == 0 or centres.shape[0] == 0:
-        raise ValueError("mode_coverage needs at least one sample and one centre")
+        raise UserError("mode_coverage needs at least one sample and one centre")
     if not std > 0 or not threshold_std > 0:
-        raise ValueError(f"std and threshold_std must be positive, got {std!r} and {threshold_std!r}")
+        raise UserError(f"std and threshold_std must be positive, got {std!r} and {threshold_std!r}")
     n, k = samples.shape[0], centres.shape[0]
     if min_count is None:
         min_count = max(1, math.ceil(n / (5 * k)))
-    elif isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1:
-        raise ValueError(f"min_count must be a positive int, got {min_count!r}")
+    else:
+        check_int("min_count", min_count)
     distance, nearest = torch.cdist(samples, centres).min(dim=1)  # (N,), (N,)
     good = distance <= threshold_std * std  # (N,)
     counts = torch.bincount(nearest[good], minlength=k).cpu()  # (K,)

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..core import DeviceLike
+from ..core import DeviceLike, UserError, eval_mode
 from .checks import _as_images, _batches, _model_device
 from .classifier import _resolve_classifier
 
@@ -56,7 +56,7 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
     mu1, mu2 = mu1.reshape(-1), mu2.reshape(-1)
     d = mu1.shape[0]
     if mu2.shape != (d,) or sigma1.shape != (d, d) or sigma2.shape != (d, d):
-        raise ValueError(
+        raise UserError(
             f"shapes do not match: mu1 {list(mu1.shape)}, sigma1 {list(sigma1.shape)}, "
             f"mu2 {list(mu2.shape)}, sigma2 {list(sigma2.shape)}; expected [d] and [d, d]"
         )
@@ -88,12 +88,8 @@ def classifier_features(
     """Penultimate-layer features ``[N, num_features]`` (float32, CPU) of digits, uint8 or float in [0, 1]."""
     classifier = _resolve_classifier(classifier, device)
     x, dev = _as_images(images), _model_device(classifier)
-    was_training = classifier.training
-    classifier.eval()
-    try:
+    with eval_mode(classifier):
         return torch.cat([classifier.features(xb.to(dev)).float().cpu() for xb in _batches(x, batch_size)])
-    finally:
-        classifier.train(was_training)
 
 
 @torch.no_grad()
@@ -150,12 +146,10 @@ def frechet_classifier_distance(
         ) from err
     x_a, x_b = _as_images(images_a, name="images_a"), _as_images(images_b, name="images_b")
     if x_a.shape[0] < 2 or x_b.shape[0] < 2:
-        raise ValueError(f"the FCD needs at least 2 images per set, got {x_a.shape[0]} and {x_b.shape[0]}")
+        raise UserError(f"the FCD needs at least 2 images per set, got {x_a.shape[0]} and {x_b.shape[0]}")
     classifier = _resolve_classifier(classifier, device)
     dev = _model_device(classifier)
-    was_training = classifier.training
-    classifier.eval()
-    try:
+    with eval_mode(classifier):
         # normalize=True: for a custom extractor torchmetrics passes the float images through unchanged
         # (it would only cast to uint8 for its own Inception network)
         metric = FrechetInceptionDistance(feature=_Features(classifier), normalize=True, input_img_size=(1, 28, 28))
@@ -164,5 +158,3 @@ def frechet_classifier_distance(
             for xb in _batches(x, batch_size):
                 metric.update(xb.to(dev), real=real)
         return float(metric.compute())
-    finally:
-        classifier.train(was_training)
