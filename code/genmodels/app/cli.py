@@ -181,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     tb.add_argument("--device", default="auto", help="device (default: %(default)s)")
     tb.add_argument("--seed", type=int, default=0, help="seed for both loops (default: %(default)s)")
     tb.add_argument("--compile", action="store_true", help="torch.compile the engine's networks")
-    tb.add_argument("--write", metavar="MD", help="also write the results as a Markdown page (the book's appendix)")
+    tb.add_argument("--write", metavar="MD", help="also write the results as Markdown (the book's appendix includes book/appendix/_benchmark-results.md)")
     _add_data_options(tb)
 
     bench = sub.add_parser("bench-data", help="time the device-resident batches against a DataLoader loop",
@@ -360,16 +360,6 @@ def _bench(args) -> int:
         out.parent.mkdir(parents=True, exist_ok=True)
         command = "python -m genmodels bench " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["bench"] else "python -m genmodels bench"
         out.write_text(
-            "# Appendix: training speed, measured\n\n"
-            "This page is written by a command, not by hand. It times one epoch of training with the package's engine "
-            "(data resident on the device, one `randperm` per epoch, losses on logits, no per-step host "
-            "synchronisation) against a loop written the way pytorch/examples writes it (a `DataLoader` over a "
-            "torchvision dataset with `ToTensor`, a sigmoid followed by binary cross-entropy, `loss.item()` every "
-            "step), on the same data, device and seed, alternating the two.\n\n"
-            "The DCGAN loops differ in one respect besides speed: the engine draws fresh noise for the generator's "
-            "step, as Algorithm 1 of Goodfellow et al. (2014) does, so it runs the generator forward twice per step; "
-            "the reference reuses the fakes of the discriminator's step. On a GPU that extra pass is cheap; on a "
-            "CPU, where the DCGAN's convolutions dominate, it shows. Each loop's FLOP/s counts its own work.\n\n"
             f"Regenerate it with `{command}`.\n\n"
             f"Machine: {machine}. Measured on {datetime.date.today().isoformat()}.\n\n"
             + bench.format_training_report(result, data=data, markdown=True)
