@@ -69,10 +69,8 @@ def resolve_mode(mode: str = "auto") -> str:
 
 
 def _ipywidgets(static: bool):
-    try:
-        import ipywidgets
-    except ImportError as err:  # pragma: no cover - ipywidgets is a dependency
-        raise ImportError("the widgets need ipywidgets: pip install ipywidgets") from err
+    import ipywidgets  # a dependency (7.6 or newer); imported when a widget is built
+
     if static and not hasattr(ipywidgets, "Stack"):
         raise ImportError(
             f"static widgets need ipywidgets 8 (its Stack widget); this kernel has ipywidgets {ipywidgets.__version__}. "

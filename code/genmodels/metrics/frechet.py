@@ -138,12 +138,7 @@ def frechet_classifier_distance(
     -------
     float
     """
-    try:
-        from torchmetrics.image.fid import FrechetInceptionDistance
-    except ImportError as err:  # an optional dependency, needed only here
-        raise ImportError(
-            "frechet_classifier_distance needs torchmetrics: `pip install torchmetrics` (no torch-fidelity needed)"
-        ) from err
+    from torchmetrics.image.fid import FrechetInceptionDistance  # a dependency; imported here, not at import time
     x_a, x_b = _as_images(images_a, name="images_a"), _as_images(images_b, name="images_b")
     if x_a.shape[0] < 2 or x_b.shape[0] < 2:
         raise UserError(f"the FCD needs at least 2 images per set, got {x_a.shape[0]} and {x_b.shape[0]}")
