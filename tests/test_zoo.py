@@ -7,13 +7,16 @@ Fréchet classifier distance against an untrained generator's.
 """
 import hashlib
 import json
+import re
+import shlex
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
 
 import genmodels as gm
-from genmodels import zoo
+from genmodels import cli, zoo
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +39,12 @@ def tiny(data, n=256):
 def files(folder):
     """The files in a zoo folder, its lock files aside (they stay, empty, so that locking never races)."""
     return sorted(p.name for p in folder.iterdir() if not p.name.endswith(".lock"))
+
+
+def flip_a_byte(path):
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte in the middle of the weights
+    path.write_bytes(bytes(data))
 
 
 # --- the shipped set ---------------------------------------------------------------------------------
@@ -109,19 +118,49 @@ def test_load_returns_an_eval_mode_model_with_its_manifest_entry():
 
 # --- verification and errors ------------------------------------------------------------------------
 
-def test_a_file_that_fails_its_hash_is_refused_with_what_to_do(tmp_path, monkeypatch):
+def test_a_shipped_file_that_fails_its_hash_is_refused_and_the_advice_works(tmp_path, monkeypatch, subset):
     shipped = tmp_path / "shipped"
     shutil.copytree(zoo.SHIPPED_DIR, shipped)
     monkeypatch.setattr(zoo, "SHIPPED_DIR", shipped)
     monkeypatch.setenv("GENMODELS_CACHE", str(tmp_path / "cache"))
     path = shipped / zoo.read_manifest(shipped)["vae-d4"]["file"]
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2] ^= 0xFF  # one flipped byte in the middle of the weights
-    path.write_bytes(bytes(data))
+    flip_a_byte(path)
     with pytest.raises(zoo.ZooError, match="does not match its manifest") as err:
         zoo.load("vae-d4")
-    assert "Delete it" in str(err.value) and str(path) in str(err.value)
+    message = str(err.value)
+    assert str(path) in message and "corrupt or was replaced" in message
+    assert "`pip install --force-reinstall genmodels`" in message and f"`git checkout -- {path}`" in message
+    assert f"delete the file and load 'vae-d4' again, which trains it into the cache {zoo.cache_dir()}" in message
     zoo.load("vae-d8")  # the others still load
+
+    # The advice works: without the file, the model is trained into the cache and loads.
+    path.unlink()
+    train, test = subset
+    model = zoo.load("vae-d4", data=tiny(train), test_data=tiny(test), progress=False)
+    assert Path(model.zoo_info["path"]).parent == zoo.cache_dir() and model.latent_dim == 4
+
+
+def test_a_cached_file_that_fails_its_hash_names_the_command_that_remakes_it(isolated, subset):
+    train, test = subset
+    zoo.load("vae-d2", data=tiny(train), test_data=tiny(test), progress=False)
+    cache = zoo.cache_dir()
+    path = cache / zoo.read_manifest(cache)["vae-d2"]["file"]
+    flip_a_byte(path)
+    with pytest.raises(zoo.ZooError, match="does not match its manifest") as err:
+        zoo.load("vae-d2")
+    message = str(err.value)
+    assert str(path) in message and "Delete the file and load 'vae-d2' again" in message
+    # The command it names is one the CLI takes, and it remakes this model in this folder.
+    command = re.search(r"`(python -m genmodels zoo train [^`]*)`", message).group(1)
+    args = cli.build_parser().parse_args(shlex.split(command)[3:])
+    assert args.command == "zoo" and args.action == "train" and args.only == ["vae-d2"] and args.budget == "quick"
+    assert args.out is None and path.parent == zoo.cache_dir()   # `zoo train` writes to the cache by default
+
+    # The advice works: without the file, loading trains the model anew and the manifest matches it.
+    path.unlink()
+    model = zoo.load("vae-d2", data=tiny(train), test_data=tiny(test), progress=False)
+    entry = zoo.read_manifest(cache)["vae-d2"]
+    assert model.zoo_info["sha256"] == entry["sha256"] == zoo.sha256_of(cache / entry["file"])
 
 
 def test_unknown_names_and_broken_manifests_are_explained(isolated):

@@ -28,6 +28,7 @@ import copy
 import hashlib
 import json
 import os
+import shlex
 import threading
 import time
 import warnings
@@ -245,10 +246,17 @@ def _verified_load(entry: Dict[str, Any], name: str, device) -> nn.Module:
     path = Path(entry["path"])
     actual = sha256_of(path)
     if actual != entry["sha256"]:
+        if path.parent == SHIPPED_DIR:
+            remedy = (f"Reinstall the package (`pip install --force-reinstall genmodels`; in a clone, `git checkout -- "
+                      f"{path}`), or delete the file and load {name!r} again, which trains it into the cache "
+                      f"{cache_dir()}.")
+        else:  # the cache, where `zoo train` writes by default
+            out = "" if path.parent == cache_dir() else f" --out {shlex.quote(str(path.parent))}"
+            remedy = (f"Delete the file and load {name!r} again, which trains it anew, or train it now with "
+                      f"`python -m genmodels zoo train --only {name} --budget {entry.get('budget', 'quick')}{out}`.")
         raise ZooError(
             f"{path} does not match its manifest: sha256 {actual[:16]}... but the manifest lists "
-            f"{entry['sha256'][:16]}... The file is corrupt or was replaced. Delete it (or reinstall the "
-            f"package for the shipped set) and load {name!r} again: a missing model is trained anew."
+            f"{entry['sha256'][:16]}... The file is corrupt or was replaced, so it is not loaded. {remedy}"
         )
     s = spec(name)
     model = load_checkpoint(path, map_location=device, kind=s.kind, latent_dim=s.model_config["latent_dim"])
