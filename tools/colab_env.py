@@ -6,8 +6,9 @@ This script builds that in ``.venv-colab/`` and runs three notebooks in it:
 
 1. a virtual environment (kept between runs; ``--fresh`` builds it anew) with the newest ipywidgets 7.7.x,
    the torch of requirements.txt (the newest build that runs on a CPU here), ipykernel 6 (Colab's kernel
-   line), nbclient, nbformat and matplotlib, and no torchvision (optional for the package; none on the
-   registry imports next to a CPU torch);
+   line), nbclient, nbformat and matplotlib, and no torchvision: it is optional for the package (only
+   downloading MNIST uses it), so the run shows the chapters need none, and with a CPU-only torch no
+   torchvision on the registry imports at all;
 2. the package from this repository through pip's ``git+file://`` URL, the code path of the Colab cell
    without a network. Only the committed state (HEAD) is installed: uncommitted changes are not tested;
 3. a kernel spec in the environment (``--sys-prefix``) whose python is the environment's;
