@@ -10,7 +10,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install browser-deps book lint format test test-fast test-unit test-notebooks notebooks clean
+.PHONY: install browser-deps book lint format test test-fast test-unit test-notebooks test-colab notebooks clean
 
 install: $(STAMP)
 
@@ -64,6 +64,14 @@ test-unit: $(STAMP) $(JS_STAMP)
 
 test-notebooks: $(STAMP)
 	$(PY) -m pytest --nbval --nbval-current-env book --ignore=_build -p no:cacheprovider
+
+# Opt-in, not part of `make test` (minutes, and several GB for the environment): the chapters as a Colab
+# reader meets them. tools/colab_env.py builds .venv-colab/ (ipywidgets 7.7.x, ipykernel 6, requirements.txt's
+# torch, no torchvision), pip-installs the package from this repository's COMMITTED state through a
+# git+file:// URL (the Colab setup cell's code path), and executes copies of the quickstart, vae-mnist and
+# dcgan-mnist with live widgets and the quick budget. `make test-colab FRESH=1` rebuilds the environment.
+test-colab:
+	$(PYTHON) tools/colab_env.py $(if $(FRESH),--fresh)
 
 # Re-execute the chapters with the full budget and store their outputs (and widget state) in place; the
 # widgets are built static (GENMODELS_WIDGETS=static): every picture precomputed, so the HTML book needs no kernel.

@@ -48,16 +48,19 @@ def _block(source: str) -> str:
 
 
 class _RecordedRun:
-    def __init__(self) -> None:
+    """A `subprocess.run` that records its calls and exits with `returncode` (pip's 1 for a failure)."""
+
+    def __init__(self, returncode: int = 0) -> None:
         self.calls: list[tuple[tuple, dict]] = []
+        self.returncode = returncode
 
     def __call__(self, *args, **kwargs):
         self.calls.append((args, kwargs))
-        return subprocess.CompletedProcess(args[0] if args else kwargs.get("args"), 0)
+        return subprocess.CompletedProcess(args[0] if args else kwargs.get("args"), self.returncode)
 
 
-def _exec_block(source: str, monkeypatch, *, on_colab: bool) -> _RecordedRun:
-    run = _RecordedRun()
+def _exec_block(source: str, monkeypatch, *, on_colab: bool, returncode: int = 0) -> _RecordedRun:
+    run = _RecordedRun(returncode)
     monkeypatch.setattr(subprocess, "run", run)
     if on_colab:
         monkeypatch.setitem(sys.modules, "google", types.ModuleType("google"))
@@ -123,12 +126,31 @@ def test_block_installs_the_package_from_the_repository_on_colab_only(notebook, 
     (args, kwargs), = run.calls
     assert args == ([sys.executable, "-m", "pip", "install", "--quiet",
                      f'genmodels @ git+{repository["url"]}@{repository["branch"]}'],)
-    assert kwargs == {"check": True}
+    assert kwargs == {}                                   # the exit status is checked by the block itself
     assert not any("torch" in str(arg).lower() for arg in args[0])   # Colab's preinstalled torch is kept
 
     run = _exec_block(source, monkeypatch, on_colab=False)
     assert run.calls == []
     assert capsys.readouterr().out == ""                 # off Colab the block prints nothing either
+
+
+def test_a_failing_pip_on_colab_stops_the_cell_with_what_to_do(monkeypatch, capsys):
+    """The repository may not be published yet, or be wrong: the error names it and says how to go on."""
+    repository = _config()["repository"]
+    source = _setup_cell(nbformat.read(REPO_ROOT / QUICK_NOTEBOOK, as_version=4))
+    with pytest.raises(RuntimeError) as err:
+        _exec_block(source, monkeypatch, on_colab=True, returncode=1)
+    message = str(err.value)
+    assert f'{repository["url"]}@{repository["branch"]}' in message   # what pip was asked for
+    assert "not published yet" in message and "`repository:`" in message
+    assert "set REPOSITORY" in message and "fork" in message             # the way out: edit the cell ...
+    assert "pip install the package by hand" in message                  # ... or install it by hand
+    assert capsys.readouterr().out == ""
+    # The variable the message names is the one the block installs from: set it, and pip is asked for it.
+    fork = source.replace(f'REPOSITORY, BRANCH = "{repository["url"]}"', 'REPOSITORY, BRANCH = "https://github.com/a-fork/genmodels"')
+    assert fork != source
+    (args, _), = _exec_block(fork, monkeypatch, on_colab=True).calls
+    assert args[0][-1] == f'genmodels @ git+https://github.com/a-fork/genmodels@{repository["branch"]}'
 
 
 def test_pyproject_asks_for_torch_with_lower_bounds_only():

@@ -7,14 +7,16 @@ Fréchet classifier distance against an untrained generator's.
 """
 import hashlib
 import json
+import re
+import shlex
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
 
 import genmodels as gm
-from genmodels.app import widgets
-from genmodels.app import zoo
+from genmodels.app import cli, widgets, zoo
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +34,17 @@ def isolated(tmp_path, monkeypatch):
 
 def tiny(data, n=256):
     return gm.ImageSet(data[0][:n], data[1][:n], "MNIST", data.split, "the first 256 images of the subset", True)
+
+
+def files(folder):
+    """The files in a zoo folder, its lock files aside (they stay, empty, so that locking never races)."""
+    return sorted(p.name for p in folder.iterdir() if not p.name.endswith(".lock"))
+
+
+def flip_a_byte(path):
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte in the middle of the weights
+    path.write_bytes(bytes(data))
 
 
 # --- the shipped set ---------------------------------------------------------------------------------
@@ -105,19 +118,49 @@ def test_load_returns_an_eval_mode_model_with_its_manifest_entry():
 
 # --- verification and errors ------------------------------------------------------------------------
 
-def test_a_file_that_fails_its_hash_is_refused_with_what_to_do(tmp_path, monkeypatch):
+def test_a_shipped_file_that_fails_its_hash_is_refused_and_the_advice_works(tmp_path, monkeypatch, subset):
     shipped = tmp_path / "shipped"
     shutil.copytree(zoo.SHIPPED_DIR, shipped)
     monkeypatch.setattr(zoo, "SHIPPED_DIR", shipped)
     monkeypatch.setenv("GENMODELS_CACHE", str(tmp_path / "cache"))
     path = shipped / zoo.read_manifest(shipped)["vae-d4"]["file"]
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2] ^= 0xFF  # one flipped byte in the middle of the weights
-    path.write_bytes(bytes(data))
+    flip_a_byte(path)
     with pytest.raises(zoo.ZooError, match="does not match its manifest") as err:
         zoo.load("vae-d4")
-    assert "Delete it" in str(err.value) and str(path) in str(err.value)
+    message = str(err.value)
+    assert str(path) in message and "corrupt or was replaced" in message
+    assert "`pip install --force-reinstall genmodels`" in message and f"`git checkout -- {path}`" in message
+    assert f"delete the file and load 'vae-d4' again, which trains it into the cache {zoo.cache_dir()}" in message
     zoo.load("vae-d8")  # the others still load
+
+    # The advice works: without the file, the model is trained into the cache and loads.
+    path.unlink()
+    train, test = subset
+    model = zoo.load("vae-d4", data=tiny(train), test_data=tiny(test), progress=False)
+    assert Path(model.zoo_info["path"]).parent == zoo.cache_dir() and model.latent_dim == 4
+
+
+def test_a_cached_file_that_fails_its_hash_names_the_command_that_remakes_it(isolated, subset):
+    train, test = subset
+    zoo.load("vae-d2", data=tiny(train), test_data=tiny(test), progress=False)
+    cache = zoo.cache_dir()
+    path = cache / zoo.read_manifest(cache)["vae-d2"]["file"]
+    flip_a_byte(path)
+    with pytest.raises(zoo.ZooError, match="does not match its manifest") as err:
+        zoo.load("vae-d2")
+    message = str(err.value)
+    assert str(path) in message and "Delete the file and load 'vae-d2' again" in message
+    # The command it names is one the CLI takes, and it remakes this model in this folder.
+    command = re.search(r"`(python -m genmodels zoo train [^`]*)`", message).group(1)
+    args = cli.build_parser().parse_args(shlex.split(command)[3:])
+    assert args.command == "zoo" and args.action == "train" and args.only == ["vae-d2"] and args.budget == "quick"
+    assert args.out is None and path.parent == zoo.cache_dir()   # `zoo train` writes to the cache by default
+
+    # The advice works: without the file, loading trains the model anew and the manifest matches it.
+    path.unlink()
+    model = zoo.load("vae-d2", data=tiny(train), test_data=tiny(test), progress=False)
+    entry = zoo.read_manifest(cache)["vae-d2"]
+    assert model.zoo_info["sha256"] == entry["sha256"] == zoo.sha256_of(cache / entry["file"])
 
 
 def test_unknown_names_and_broken_manifests_are_explained(isolated):
@@ -152,7 +195,7 @@ def test_a_missing_model_is_trained_into_the_cache_once_and_then_loaded(isolated
     assert entry["train_data"] == tiny(train).origin
     m = entry["metrics"]
     assert m["test_nelbo"] == pytest.approx(gm.evaluate_vae(model, tiny(test).images)["nelbo"], rel=1e-5)
-    assert [p for p in cache.iterdir() if p.name.startswith(".")] == []  # no temporary files left behind
+    assert [name for name in files(cache) if name.startswith(".")] == []  # no temporary files left behind
 
     def no_training(*args, **kwargs):
         raise AssertionError("a cached model must not be trained again")
@@ -172,7 +215,7 @@ def test_training_a_gan_writes_its_numbers_and_retraining_replaces_the_old_file(
     second = zoo.train(["gan-d2"], out_dir=out, budget="quick", device="cpu", progress=False,
                        data=tiny(train, 128), test_data=tiny(test, 128), seed=1, content_addressed=True)["gan-d2"]
     assert second["sha256"] != first["sha256"]
-    assert sorted(p.name for p in out.iterdir()) == sorted(["manifest.json", second["file"]])
+    assert files(out) == sorted(["manifest.json", second["file"]])
     found = zoo.find("gan-d2", folders=[out])
     assert found["sha256"] == second["sha256"]
 

@@ -120,7 +120,9 @@ def setup_block(repo: Repository) -> str:
     """The lines that open every setup cell: install the package from the repository on Colab only.
 
     Plain Python (no ``%pip`` magic), so that it runs, and can be tested, outside IPython. It names no
-    torch: pip keeps an installed torch that meets the package's lower bound, i.e. Colab's own.
+    torch: pip keeps an installed torch that meets the package's lower bound, i.e. Colab's own. When pip
+    fails, the cell stops with an error that says what to do (the repository may not be published yet,
+    or be wrong: set ``REPOSITORY`` to a fork, or install the package by hand).
 
     Parameters
     ----------
@@ -137,8 +139,12 @@ def setup_block(repo: Repository) -> str:
         "import subprocess, sys",
         f"REPOSITORY, BRANCH = {json.dumps(repo.url)}, {json.dumps(repo.branch)}",
         'if "google.colab" in sys.modules:',
-        '    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", f"genmodels @ git+{REPOSITORY}@{BRANCH}"],',
-        "                   check=True)",
+        '    if subprocess.run([sys.executable, "-m", "pip", "install", "--quiet",',
+        '                       f"genmodels @ git+{REPOSITORY}@{BRANCH}"]).returncode != 0:',
+        '        raise RuntimeError(f"pip could not install genmodels from {REPOSITORY}@{BRANCH} (its message is above). "',
+        '                           "If that repository is not published yet, or _config.yml\'s `repository:` is wrong, "',
+        '                           "set REPOSITORY (and BRANCH) in this cell to a fork that has the book, or pip "',
+        '                           "install the package by hand; then run this cell again.")',
         BLOCK_END,
     ]
     return "\n".join(lines)

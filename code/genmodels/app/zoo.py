@@ -14,14 +14,24 @@ read it) holding float16 weights only, listed with its sha256 in a ``manifest.js
    stores it in the cache for next time.
 
 A file whose sha256 differs from its manifest entry is refused with :class:`ZooError`, never loaded.
+
+Several processes may share the cache (two notebooks, a notebook and the CLI). Training a model and
+updating a manifest each hold a lock file in the folder (``.NAME.lock``, ``.manifest.lock``; ``fcntl.flock``):
+a process that asks for a model another one is training waits, then loads what the other wrote. Files are
+written to a temporary name and renamed (:func:`genmodels.checkpoints.atomic_write`), so a crash or a full
+disk never leaves half a file under a real name.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
 import os
+import shlex
+import threading
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Union
@@ -32,11 +42,18 @@ from torch import nn
 from .. import __version__
 from ..core import LATENT_SIZES, WEIGHTS_DIR, UserError
 from ..engine.checkpoints import (
+    _NO_ROOM_ERRNOS,
     CheckpointError,
+    _no_room_reason,
     atomic_write,
     load_checkpoint,
     save_checkpoint,
 )
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
 
 __all__ = [
     "LATENT_SIZES",
@@ -155,10 +172,63 @@ def _write_json_atomic(payload: Dict[str, Any], path: Path) -> None:
     atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
-def _update_manifest(folder: Path, name: str, entry: Dict[str, Any]) -> None:
-    models = read_manifest(folder)
-    models[name] = entry
-    _write_json_atomic({"format": FORMAT, "version": 1, "models": dict(sorted(models.items()))}, folder / MANIFEST)
+_LOCKS: Dict[str, threading.RLock] = {}      # lock file -> the lock of this process's threads
+_DEPTH: Dict[str, int] = {}                  # lock file -> how many times this process holds it
+_LOCKS_GUARD = threading.Lock()
+
+
+@contextlib.contextmanager
+def _locked(folder: Path, what: str, *, waiting: str = ""):
+    """Hold ``folder/.WHAT.lock`` (``fcntl.flock``, exclusive) across processes; re-entrant within one.
+
+    ``waiting`` is printed when another process holds the lock, before waiting for it. Without ``fcntl``
+    (Windows) a warning says that processes sharing the folder are not kept apart; in a folder where no
+    lock file can be created (read-only) nothing is locked, as nothing can be written there either.
+    """
+    path = folder / f".{what}.lock"
+    key = os.path.abspath(path)
+    with _LOCKS_GUARD:
+        thread_lock = _LOCKS.setdefault(key, threading.RLock())
+    with thread_lock:
+        held = _DEPTH.get(key, 0)
+        f = None
+        if not held:
+            if fcntl is None:
+                warnings.warn(f"no fcntl on this platform: {folder} is not locked, so two processes that train the "
+                              "same model at once both train it (each file stays whole)", RuntimeWarning, stacklevel=3)
+            else:
+                try:
+                    folder.mkdir(parents=True, exist_ok=True)
+                    f = open(path, "a")
+                except OSError:
+                    f = None
+        try:
+            if f is not None:
+                try:
+                    fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    if waiting:
+                        print(f"{waiting} (lock {path})", flush=True)
+                    fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+            _DEPTH[key] = held + 1
+            try:
+                yield
+            finally:
+                _DEPTH[key] = held
+        finally:
+            if f is not None:
+                f.close()  # closing the file releases the lock
+
+
+def _update_manifest(folder: Path, name: str, entry: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    """Set ``name``'s entry in ``folder/manifest.json`` (read, change, write atomically, all under the
+    folder's manifest lock, so that concurrent updates of other models are not lost); returns the old entry."""
+    with _locked(folder, "manifest"):
+        models = read_manifest(folder)
+        old = models.get(name)
+        models[name] = entry
+        _write_json_atomic({"format": FORMAT, "version": 1, "models": dict(sorted(models.items()))}, folder / MANIFEST)
+    return old
 
 
 def find(name: str, *, folders: Optional[Iterable[PathLike]] = None) -> Optional[Dict[str, Any]]:
@@ -183,10 +253,17 @@ def _verified_load(entry: Dict[str, Any], name: str, device) -> nn.Module:
     path = Path(entry["path"])
     actual = sha256_of(path)
     if actual != entry["sha256"]:
+        if path.parent == SHIPPED_DIR:
+            remedy = (f"Reinstall the package (`pip install --force-reinstall genmodels`; in a clone, `git checkout -- "
+                      f"{path}`), or delete the file and load {name!r} again, which trains it into the cache "
+                      f"{cache_dir()}.")
+        else:  # the cache, where `zoo train` writes by default
+            out = "" if path.parent == cache_dir() else f" --out {shlex.quote(str(path.parent))}"
+            remedy = (f"Delete the file and load {name!r} again, which trains it anew, or train it now with "
+                      f"`python -m genmodels zoo train --only {name} --budget {entry.get('budget', 'quick')}{out}`.")
         raise ZooError(
             f"{path} does not match its manifest: sha256 {actual[:16]}... but the manifest lists "
-            f"{entry['sha256'][:16]}... The file is corrupt or was replaced. Delete it (or reinstall the "
-            f"package for the shipped set) and load {name!r} again: a missing model is trained anew."
+            f"{entry['sha256'][:16]}... The file is corrupt or was replaced, so it is not loaded. {remedy}"
         )
     s = spec(name)
     model = load_checkpoint(path, map_location=device, kind=s.kind, latent_dim=s.model_config["latent_dim"])
@@ -216,25 +293,35 @@ def load(
     data, test_data : training and test images for such training (default ``gm.load_mnist``).
 
     The model carries ``zoo_info``: the manifest entry (data, budget, metrics, seconds) and the file's path.
+    Another process training the same model into the cache is waited for (its lock), not raced.
     """
     from ..core import pick_device
 
     device = pick_device(device)
     entry = find(name)
-    if entry is None:
-        if not train_if_missing:
-            raise ZooError(
-                f"{name!r} is neither shipped with the package nor in the cache {cache_dir()}; "
-                f"train it with `python -m genmodels zoo train --only {name}` or load it with train_if_missing=True"
-            )
-        if budget is None:
-            budget = "full" if device.type == "cuda" else "quick"
-        train([name], out_dir=cache_dir(), budget=budget, device=device, progress=progress,
-              data=data, test_data=test_data, content_addressed=True)
-        entry = find(name, folders=[cache_dir()])
-        if entry is None:  # pragma: no cover - train() writes the entry it returns
-            raise ZooError(f"training {name!r} did not leave a model in {cache_dir()}")
-    return _verified_load(entry, name, device)
+    if entry is not None and Path(entry["path"]).parent == SHIPPED_DIR:
+        return _verified_load(entry, name, device)
+    cache = cache_dir()
+    missing = ZooError(
+        f"{name!r} is neither shipped with the package nor in the cache {cache}; "
+        f"train it with `python -m genmodels zoo train --only {name}` or load it with train_if_missing=True"
+    )
+    if entry is None and not train_if_missing:
+        raise missing
+    # Under the model's lock: a process training it now finishes first, and the file found stays in place.
+    with _locked(cache, name, waiting=f"waiting for another process that is training {name} into {cache}"):
+        entry = find(name, folders=[cache])
+        if entry is None:
+            if not train_if_missing:
+                raise missing
+            if budget is None:
+                budget = "full" if device.type == "cuda" else "quick"
+            train([name], out_dir=cache, budget=budget, device=device, progress=progress,
+                  data=data, test_data=test_data, content_addressed=True)
+            entry = find(name, folders=[cache])
+            if entry is None:  # pragma: no cover - train() writes the entry it returns
+                raise ZooError(f"training {name!r} did not leave a model in {cache}")
+        return _verified_load(entry, name, device)
 
 
 def _half_copy(model: nn.Module) -> nn.Module:
@@ -330,36 +417,51 @@ def train(
         evaluated.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in small.state_dict().items()})
         evaluated.to(device).eval()
         metrics = _evaluate_vae(evaluated, test_data) if s.kind == "vae" else _evaluate_gan(evaluated, test_data, device)
-        # The cache writes under a name of this process first, then renames to the content's hash.
-        path = out_dir / (f".{name}.{os.getpid()}.pt" if content_addressed else f"{name}.pt")
-        save_checkpoint(path, small, data_source=_describe(data), zoo_name=name)
-        digest = sha256_of(path)
-        if content_addressed:
-            final = out_dir / f"{name}.{digest[:12]}.pt"
-            os.replace(path, final)
-            path = final
-        old = read_manifest(out_dir).get(name)
-        entry = {
-            "file": path.name,
-            "sha256": digest,
-            "bytes": path.stat().st_size,
-            "kind": s.kind,
-            "model_config": dict(s.model_config),
-            "budget": budget,
-            "epochs": epochs,
-            "seed": seed,
-            "device": str(device),
-            "train_seconds": round(seconds, 2),
-            "train_data": _describe(data),
-            "metrics": metrics,
-            "package_version": __version__,
-            "torch_version": torch.__version__.split("+")[0],
-        }
-        _update_manifest(out_dir, name, entry)
-        if old is not None and old.get("file") not in (None, path.name):
-            try:
-                (out_dir / old["file"]).unlink()
-            except OSError:
-                pass
-        written[name] = entry
+        with _locked(out_dir, name):
+            written[name] = _store(out_dir, name, small, content_addressed, {
+                "kind": s.kind,
+                "model_config": dict(s.model_config),
+                "budget": budget,
+                "epochs": epochs,
+                "seed": seed,
+                "device": str(device),
+                "train_seconds": round(seconds, 2),
+                "train_data": _describe(data),
+                "metrics": metrics,
+                "package_version": __version__,
+                "torch_version": torch.__version__.split("+")[0],
+            }, _describe(data))
     return written
+
+
+def _store(out_dir: Path, name: str, small: nn.Module, content_addressed: bool, about: Dict[str, Any],
+           data_source: str) -> Dict[str, Any]:
+    """Write one trained model and its manifest entry (``about`` plus file, sha256, bytes); returns the entry.
+
+    The checkpoint goes to a name of this process (:func:`genmodels.checkpoints.atomic_write`), the manifest
+    is updated, and only then is the file renamed to its own name: a full disk at either write raises an
+    ``OSError`` that says so and leaves the folder's models and manifest as they were.
+    """
+    tmp = out_dir / f".{name}.{os.getpid()}.pt"
+    try:
+        save_checkpoint(tmp, small, data_source=data_source, zoo_name=name)
+        digest = sha256_of(tmp)
+        path = out_dir / (f"{name}.{digest[:12]}.pt" if content_addressed else f"{name}.pt")
+        entry = {"file": path.name, "sha256": digest, "bytes": tmp.stat().st_size, **about}
+        old = _update_manifest(out_dir, name, entry)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        if err.errno not in _NO_ROOM_ERRNOS:
+            raise
+        raise OSError(err.errno, (
+            f"could not store {name} in {out_dir}: {_no_room_reason(err.errno)} (for the cache: set "
+            f"GENMODELS_CACHE); then load {name!r} again, or run `python -m genmodels zoo train --only {name}`. "
+            f"The models already there and {MANIFEST} are unchanged"),
+            str(out_dir)) from err
+    os.replace(tmp, path)  # needs no space; a reader holding the model's lock never sees the gap
+    if old is not None and old.get("file") not in (None, path.name):
+        try:
+            (out_dir / old["file"]).unlink()
+        except OSError:
+            pass
+    return entry

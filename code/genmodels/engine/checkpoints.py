@@ -9,6 +9,7 @@ never stopped.
 """
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from pathlib import Path
@@ -42,6 +43,8 @@ FORMAT_VERSION = 1
 MODEL_KINDS = {"vae": (VAE, VAEConfig), "gan": (GAN, GANConfig)}
 
 PathLike = Union[str, os.PathLike]
+# A write that failed for want of room: a full disk, a quota, a file-size limit (``ulimit -f``).
+_NO_ROOM_ERRNOS = frozenset(getattr(errno, name) for name in ("ENOSPC", "EDQUOT", "EFBIG") if hasattr(errno, name))
 
 
 class CheckpointError(UserError, RuntimeError):
@@ -104,10 +107,35 @@ def atomic_torch_save(payload: Any, path: PathLike) -> None:
     atomic_write(path, lambda f: torch.save(payload, f))
 
 
+def _no_room_reason(code: int) -> str:
+    """What a write that failed with ``code`` (one of ``_NO_ROOM_ERRNOS``) ran out of, and what to do."""
+    if code == errno.EFBIG:
+        return ("the file is too large for this process (a file-size limit such as `ulimit -f`, or the file "
+                "system's maximum): raise the limit or write to another file system")
+    if code == getattr(errno, "EDQUOT", None):
+        return "the disk quota is exceeded: free some of your space there or write to another disk"
+    return "the disk is full: free some space there or write to another disk"
+
+
+def _write_error(err: BaseException) -> Optional[OSError]:
+    """The ``OSError`` of a full disk behind ``err``: itself, or the cause of an error that torch raised
+    while writing through a Python file; ``None`` for any other error."""
+    while err is not None:
+        if isinstance(err, OSError) and err.errno in _NO_ROOM_ERRNOS:
+            return err
+        err = err.__cause__ or err.__context__
+    return None
+
+
 def atomic_write(path: PathLike, write: Callable[[BinaryIO], None]) -> None:
     """Call ``write(f)`` on a temporary file in the same folder, flush it to disk, then rename it over
     ``path`` with ``os.replace`` (atomic on POSIX and Windows): readers and crashes see the old file or the
-    new one, never half of one."""
+    new one, never half of one.
+
+    A write that fails for want of room (disk full, quota, file-size limit) raises an ``OSError`` with the
+    same ``errno`` whose message says so, names ``path`` and what to do; the temporary file is removed and
+    the previous file at ``path``, if any, is left as it was.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -118,12 +146,17 @@ def atomic_write(path: PathLike, write: Callable[[BinaryIO], None]) -> None:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)  # mkstemp creates 0600; checkpoints and manifests are meant to be shared
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
-        raise
+        no_room = _write_error(err)
+        if no_room is None:
+            raise
+        kept = "the previous file there is unchanged" if path.exists() else "no file was left there"
+        raise OSError(no_room.errno, f"could not write {path}: {_no_room_reason(no_room.errno)}; then run the "
+                      f"command again ({kept})", str(path)) from err
     try:  # make the rename itself durable
         dir_fd = os.open(path.parent, os.O_RDONLY)
         try:
