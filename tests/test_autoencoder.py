@@ -34,6 +34,7 @@ def test_loss_is_the_binary_cross_entropy_per_image():
     torch.testing.assert_close(ae(x), F.binary_cross_entropy_with_logits(logits, x, reduction="sum") / 8)
 
 
+@pytest.mark.slow
 def test_training_lowers_the_reconstruction_loss():
     """Two kinds of images (left half on, right half on): a 1-D code is enough to reconstruct both."""
     torch.manual_seed(2)

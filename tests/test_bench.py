@@ -1,6 +1,7 @@
 """The benchmark compares like with like: the reference loop computes the same objective on the same data."""
 from pathlib import Path
 
+import pytest
 import torch
 
 from genmodels.app import bench
@@ -30,6 +31,7 @@ def test_the_reference_dataset_serves_the_same_images_through_torchvision(tmp_pa
     torch.testing.assert_close(x, images[3].float().div(255).unsqueeze(0))
 
 
+@pytest.mark.slow
 def test_compare_training_reports_both_loops(monkeypatch):
     monkeypatch.setenv("GENMODELS_OFFLINE", "1")
     train = (torch.rand(128, 28, 28) * 255).to(torch.uint8)  # one step per epoch
@@ -46,6 +48,7 @@ def test_compare_training_reports_both_loops(monkeypatch):
     assert "genmodels engine" in table and "reference loop" in table and "speed-up" in table
 
 
+@pytest.mark.slow
 def test_bench_command_writes_the_appendix_page(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("GENMODELS_OFFLINE", "1")
     monkeypatch.delenv("GENMODELS_DATA", raising=False)

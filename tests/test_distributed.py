@@ -55,6 +55,7 @@ SCRIPT = textwrap.dedent('''
 ''')
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["vae", "gan"])
 def test_parameters_stay_identical_across_ranks(kind, tmp_path):
     (tmp_path / "ddp_script.py").write_text(SCRIPT)
@@ -65,6 +66,7 @@ def test_parameters_stay_identical_across_ranks(kind, tmp_path):
     assert result["max_diff_across_ranks"] == 0.0  # gradients were averaged: every rank took the same steps
 
 
+@pytest.mark.slow
 def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path, monkeypatch):
     """Each rank trains on its half of the same global batch (the same shuffle, binarization and noise),
     DDP averages the gradients, so the result is the single-process run's up to float rounding."""
@@ -85,6 +87,7 @@ def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path, mo
                                    torch.tensor(single["history"]["steps"][key]), rtol=1e-4, atol=1e-3)
 
 
+@pytest.mark.slow
 def test_a_global_batch_that_does_not_split_evenly_is_refused(tmp_path):
     done = subprocess.run(TORCHRUN + ["-m", "genmodels", "train", "vae", "--batch-size", "63", "--epochs", "1",
                                       "--device", "cpu", "--no-progress", "--out", "x.pt"],

@@ -35,6 +35,7 @@ def uninterrupted(tmp_path_factory):
     return gm.read_checkpoint(cwd / "full.pt")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
 def test_kill_mid_epoch_then_resume_reproduces_the_uninterrupted_run(sig, tmp_path, uninterrupted):
     path = tmp_path / "cut.pt"

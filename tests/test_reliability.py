@@ -26,6 +26,8 @@ import torch
 import genmodels as gm
 from genmodels.app import zoo
 
+pytestmark = pytest.mark.slow  # real processes, started together
+
 START_TIMEOUT_S = 180
 RUN_TIMEOUT_S = 300
 
