@@ -1,4 +1,4 @@
-"""The gradient estimators of genmodels.estimators against calculus and against independent computations.
+"""The gradient estimators of genmodels.gradient_estimators against calculus and against independent computations.
 
 Means are compared with exact gradients within a few standard errors computed from the same samples;
 variances with values derived by hand from the moments of the standard normal
