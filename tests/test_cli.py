@@ -1,9 +1,12 @@
 """The command line end to end on a tiny budget, and its errors."""
+import math
 import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+import scipy.linalg
 import torch
 
 import genmodels as gm
@@ -124,12 +127,60 @@ def test_train_classifier_command_writes_loadable_weights(capsys):
     assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
 
 
-def test_compare_command_prints_the_table(capsys):
+def independent_fcd_and_classes(images, reference, classifier):
+    """The FCD of ``images`` to ``reference`` the textbook way (features of the classifier's penultimate layer,
+    means and covariances in NumPy, the matrix square root by scipy.linalg.sqrtm, as pytorch-fid computes
+    FID), and the classes holding at least 2 % of ``images`` by the classifier's argmax."""
+    def floats(x):
+        return x.float().div(255).unsqueeze(1) if x.dtype == torch.uint8 else x.float()
+
+    with torch.no_grad():
+        a = classifier.features(floats(images)).double().numpy()
+        b = classifier.features(floats(reference)).double().numpy()
+        predicted = classifier(floats(images)).argmax(1)
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    root = scipy.linalg.sqrtm(cov_a @ cov_b).real
+    fcd = float(((a.mean(0) - b.mean(0)) ** 2).sum() + np.trace(cov_a + cov_b - 2 * root))
+    shares = torch.bincount(predicted, minlength=10).double() / len(images)
+    return fcd, int((shares >= 0.02).sum())
+
+
+def test_compare_command_prints_the_table(capsys, monkeypatch):
+    """The table's FCD and class-coverage numbers against an independent computation on the images the
+    command measured (caught on their way to the FCD), and the printed table is the written one."""
+    from genmodels import vae_vs_gan
+
+    measured = []  # (images, reference) for the VAE, the GAN and the real training digits, in that order
+    fcd_of_the_package = vae_vs_gan.frechet_classifier_distance
+
+    def spy(reference, images, **kwargs):
+        measured.append((images, reference))
+        return fcd_of_the_package(reference, images, **kwargs)
+
+    monkeypatch.setattr(vae_vs_gan, "frechet_classifier_distance", spy)
     assert main(["compare", "--epochs", "1", "--samples", "64", "--vae-arch", "mlp", "--device", "cpu",
                  "--markdown", "--out", "table.md"]) == 0
     out = capsys.readouterr().out
-    assert "FCD" in out and "not available" in out
-    assert "FCD" in open("table.md").read()
+    table = open("table.md").read()
+    assert table in out
+    rows = {cells[0]: cells[1:] for cells in
+            ([c.strip() for c in line.strip("|").split(" | ")] for line in table.splitlines() if line.startswith("| "))}
+    assert rows["quantity"] == ["VAE", "GAN", "real digits"]
+    fcd_row = rows["FCD to 64 test digits (lower is better)"]
+    classes_row = rows["classes with >= 2 % of samples (of 10)"]
+    assert "not available" in rows["test -ELBO, nats (binarized test digits)"][1]
+    assert 0 < float(rows["test -ELBO, nats (binarized test digits)"][0]) < 784 * math.log(2)  # beats coin flips
+
+    assert len(measured) == 3
+    test_digits = gm.load_mnist("test", verbose=False).images
+    classifier = gm.load_classifier()
+    for (images, reference), shown_fcd, shown_classes in zip(measured, fcd_row, classes_row):
+        assert images.shape[0] == reference.shape[0] == 64
+        assert (reference.flatten(1)[:, None] == test_digits.flatten(1)[None]).all(-1).any(1).all()  # real test digits
+        fcd, classes = independent_fcd_and_classes(images, reference, classifier)
+        assert float(shown_fcd) == pytest.approx(fcd, abs=0.006), (shown_fcd, fcd)
+        assert fcd > 0
+        assert int(shown_classes) == classes and 0 <= classes <= 10
 
 
 def test_zoo_list_and_verify_cover_the_shipped_set(capsys):

@@ -4,6 +4,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.distributions import Normal
 
 import genmodels as gm
 from genmodels.gan import MinibatchDiscrimination
@@ -51,21 +52,109 @@ def test_vae_accepts_flat_and_uint8_images():
         vae.elbo(torch.rand(4, 30, 30))
 
 
-def test_vae_kl_part_is_the_closed_form_of_its_encoder():
-    vae = gm.VAE(latent_dim=5, arch="conv")
-    x = images(6)
+def hand_set_vae():
+    """An MLP VAE (latent 2) whose weights are set by hand, so its q(z|x) and p(x|z) are known formulas.
+
+    Encoder: h = (mean of the top 14 rows, mean of the bottom 14 rows) of x, both in [0, 1] (the ReLU keeps
+    them); mu = (2 h0 - 1, 1 - 3 h1), logvar = (h1 - 1, -0.5 - 2 h0). Decoder: the hidden layer holds
+    (relu(z), relu(-z)), whose difference is z, so the logits are V z + c for a fixed V [784, 2], c [784].
+    """
+    vae = gm.VAE(latent_dim=2, arch="mlp", hidden_dim=4)
+    g = torch.Generator().manual_seed(0)
+    V, c = torch.randn(784, 2, generator=g), 0.5 * torch.randn(784, generator=g)
+    top = torch.zeros(28, 28)
+    top[:14] = 1 / 392
+    with torch.no_grad():
+        for layer in (vae.encoder.net[1], vae.encoder.net[3]):  # hidden units 2 and 3 of the encoder stay 0
+            layer.weight.zero_()
+            layer.bias.zero_()
+        vae.encoder.net[1].weight[0] = top.flatten()
+        vae.encoder.net[1].weight[1] = top.flip(0).flatten()
+        vae.encoder.net[3].weight[:, :2] = torch.tensor([[2.0, 0.0], [0.0, -3.0], [0.0, 1.0], [-2.0, 0.0]])
+        vae.encoder.net[3].bias.copy_(torch.tensor([-1.0, 1.0, -1.0, -0.5]))  # (mu0, mu1, logvar0, logvar1)
+        hidden, out = vae.decoder.net[0], vae.decoder.net[2]
+        hidden.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0]]))
+        hidden.bias.zero_()
+        out.weight.copy_(torch.cat([V, -V], dim=1))
+        out.bias.copy_(c)
+
+    def q(x):
+        """mu and sigma of q(z|x), from the formulas above (not from the networks)."""
+        h0, h1 = x[:, 0, :14].mean((1, 2)), x[:, 0, 14:].mean((1, 2))
+        mu = torch.stack([2 * h0 - 1, 1 - 3 * h1], dim=1)
+        logvar = torch.stack([h1 - 1, -0.5 - 2 * h0], dim=1)
+        return mu, (0.5 * logvar).exp()
+
+    def p_x_given_z(z):
+        return torch.distributions.Bernoulli(logits=z @ V.T + c)  # over the 784 pixels, flattened
+
+    return vae, q, p_x_given_z
+
+
+def inked_images(n, seed=0):
+    """Binary images whose top and bottom halves each have their own random share of ink, so the hand-set
+    encoder gives every image a different q(z|x)."""
+    g = torch.Generator().manual_seed(seed)
+    share = torch.rand(n, 1, 2, 1, generator=g).repeat_interleave(14, dim=2)  # (n, 1, 28, 1)
+    return (torch.rand(n, 1, 28, 28, generator=g) < share).float()
+
+
+def reference_elbo(x, z, q, p_x_given_z):
+    """log p(x|z) - KL(q(z|x) || N(0, I)) per image, with torch.distributions."""
+    mu, sigma = q(x)
+    log_px = p_x_given_z(z).log_prob(x.flatten(1)).sum(1)
+    kl = torch.distributions.kl_divergence(Normal(mu, sigma), Normal(0.0, 1.0)).sum(1)
+    return log_px - kl, log_px, kl
+
+
+def test_vae_elbo_matches_torch_distributions_for_a_hand_set_vae():
+    vae, q, p_x_given_z = hand_set_vae()
+    x = inked_images(6)
+    mu, sigma = q(x)
+    assert mu.std(0).min() > 0.1 and sigma.std(0).min() > 0.05  # the images give different q's
+    eps = torch.randn(6, 2, generator=torch.Generator().manual_seed(1))
+    value, log_px, kl = vae.elbo(x, eps=eps, return_parts=True)
+    expected = reference_elbo(x, mu + sigma * eps, q, p_x_given_z)
+    for ours, theirs in zip((value, log_px, kl), expected):
+        torch.testing.assert_close(ours, theirs)
+
+
+def test_vae_loss_is_minus_the_batch_mean_of_the_elbo_at_a_draw_from_q():
+    """forward(x) must be -mean_b [log p(x_b|z_b) - KL_b] with z_b ~ q(z|x_b): the z it decoded is caught
+    by a hook, the ELBO at that z recomputed with torch.distributions, and the noise it implies,
+    (z - mu) / sigma, must look standard normal (mean 0 and variance 1 within 5 standard errors)."""
+    vae, q, p_x_given_z = hand_set_vae()
+    x = inked_images(2000, seed=3)
+    decoded = []
+    hook = vae.decoder.register_forward_hook(lambda module, inputs, output: decoded.append(inputs[0].detach()))
+    try:
+        loss = vae(x)
+    finally:
+        hook.remove()
+    (z,) = decoded
+    torch.testing.assert_close(loss, -reference_elbo(x, z, q, p_x_given_z)[0].mean())
+    mu, sigma = q(x)
+    eps = ((z - mu) / sigma).flatten()
+    n = eps.numel()
+    assert abs(eps.mean().item()) < 5 / math.sqrt(n)
+    assert abs(eps.var().item() - 1) < 5 * math.sqrt(2 / n)
+
+
+def test_vae_kl_part_is_the_kl_of_its_encoder_by_closed_form_and_by_monte_carlo():
+    """The KL part against torch.distributions' closed form, and against E_q[log q(z|x) - log p(z)]
+    from 100,000 draws of z per image, within 5 standard errors of that average."""
+    vae, q, _ = hand_set_vae()
+    x = inked_images(4, seed=5)
     _, _, kl = vae.elbo(x, return_parts=True)
-    mu, logvar = vae.encode(x)
-    torch.testing.assert_close(kl, gm.gaussian_kl(mu, logvar))
-
-
-def test_vae_loss_is_the_negative_mean_elbo():
-    vae = gm.VAE(latent_dim=3)
-    x = images(5)
-    torch.manual_seed(2)
-    loss = vae(x)
-    torch.manual_seed(2)
-    torch.testing.assert_close(loss, -vae.elbo(x).mean())
+    mu, sigma = q(x)
+    posterior, prior = Normal(mu.double(), sigma.double()), Normal(0.0, 1.0)
+    torch.testing.assert_close(kl, torch.distributions.kl_divergence(Normal(mu, sigma), prior).sum(1))
+    torch.manual_seed(6)
+    z = posterior.sample((100_000,))  # (M, B, 2)
+    terms = (posterior.log_prob(z) - prior.log_prob(z)).sum(-1)  # (M, B)
+    estimate, se = terms.mean(0), terms.std(0) / math.sqrt(terms.shape[0])
+    assert (se < 0.01).all()
+    assert ((kl.double() - estimate).abs() < 5 * se).all(), (kl, estimate, se)
 
 
 def test_iwae_bound_with_one_sample_is_the_elbo_and_grows_with_k():

@@ -1,4 +1,4 @@
-"""genmodels.compare: the sharpness measure, checked against scipy, and a tiny VAE-vs-GAN run.
+"""genmodels.vae_vs_gan: the sharpness measure, checked against scipy, and a tiny VAE-vs-GAN run.
 
 The sharpness tests compute the Laplacian and the blur independently (scipy.ndimage); the run test
 trains both models for one epoch on a few hundred digits and checks that every field is present and in

@@ -1,4 +1,4 @@
-"""genmodels.latent: codes of a dataset, active units, the quantile grid, draws from p(x|z), neighbour averages.
+"""genmodels.latent_space: codes of a dataset, active units, the quantile grid, draws from p(x|z), neighbour averages.
 
 Each test computes the expected value another way: the encoder called on the whole set at once, the
 standard library's inverse normal CDF, a variance computed by hand, a brute-force nearest-neighbour search.
