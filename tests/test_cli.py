@@ -21,6 +21,7 @@ def offline(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
 
 
+@pytest.mark.slow
 def test_python_m_genmodels_trains_with_a_progress_bar_then_samples(tmp_path):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     out = tmp_path / "runs" / "v.pt"
@@ -145,6 +146,7 @@ def independent_fcd_and_classes(images, reference, classifier):
     return fcd, int((shares >= 0.02).sum())
 
 
+@pytest.mark.slow
 def test_compare_command_prints_the_table(capsys, monkeypatch):
     """The table's FCD and class-coverage numbers against an independent computation on the images the
     command measured (caught on their way to the FCD), and the printed table is the written one."""

@@ -14,9 +14,9 @@ import pytest
 import torch
 
 from genmodels.engine import sources
+from genmodels.engine.batches import DeviceBatches
 from genmodels.engine.pixels import PIXEL_MODELS, binarize, static_binarize, to_float
 from genmodels.engine.sources import DataError, ImageSet, load_fashion_mnist, load_mnist, read_idx
-from genmodels.engine.batches import DeviceBatches
 
 TRAIN = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte")
 TEST = ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")

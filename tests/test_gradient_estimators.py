@@ -13,7 +13,6 @@ import torch
 import genmodels as gm
 from genmodels import gradient_estimators
 
-
 pytestmark = pytest.mark.usefixtures("float64")  # every check here runs in float64 (tests/conftest.py)
 
 

@@ -11,9 +11,9 @@ import pytest
 import torch
 
 import genmodels as gm
+from genmodels.engine.checkpoints import CheckpointError
 from genmodels.metrics import classifier as C
 from genmodels.metrics import coverage, frechet
-from genmodels.engine.checkpoints import CheckpointError
 
 
 @pytest.fixture(scope="module")

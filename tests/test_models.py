@@ -1,4 +1,5 @@
 """The VAE and GAN networks and objectives: shapes, bounds, and the generator losses against calculus."""
+import dataclasses
 import math
 
 import pytest
@@ -190,7 +191,7 @@ def test_vae_rejects_an_unknown_architecture_and_a_wrong_sized_z():
 
 def test_vae_config_is_frozen_and_rebuilds_the_same_network():
     vae = gm.VAE(latent_dim=6, arch="conv", hidden_dim=64, channels=8)
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         vae.config.latent_dim = 3
     twin = gm.VAE(config=gm.VAEConfig(**vae.config.to_dict()))
     assert {k: v.shape for k, v in twin.state_dict().items()} == {k: v.shape for k, v in vae.state_dict().items()}

@@ -5,8 +5,7 @@ import pytest
 import torch
 
 import genmodels as gm
-from genmodels.engine import batches
-from genmodels.engine import loops
+from genmodels.engine import batches, loops
 from genmodels.engine.loops import eval_images
 
 

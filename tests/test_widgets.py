@@ -122,8 +122,8 @@ def test_static_explorer_renders_every_combination_into_linked_stacks():
     for link in e.links:
         source, target = link.source, link.target
         assert source[1] == "index" and target[1] == "selected_index" and isinstance(target[0], ipywidgets.Stack)
-    assert [l.source[0] for l in e.links].count(e.controls["b"]) == 3
-    assert [l.source[0] for l in e.links].count(e.controls["a"]) == 1
+    assert [link.source[0] for link in e.links].count(e.controls["b"]) == 3
+    assert [link.source[0] for link in e.links].count(e.controls["a"]) == 1
     assert {"gm-widget", "gm-toy"} <= set(e.widget._dom_classes)
 
 
@@ -273,4 +273,4 @@ def test_chapters_embed_a_static_latent_size_explorer(notebook, name):
     assert boxes, f"{notebook} stores no {name} widget: run `make notebooks NOTEBOOKS={notebook}`"
     links = [m["state"] for m in state.values() if m["model_name"] == "LinkModel"]
     stacks = {k for k, m in state.items() if m["model_name"] == "StackModel"}
-    assert any(l["target"][0].removeprefix("IPY_MODEL_") in stacks and l["source"][1] == "index" for l in links)
+    assert any(link["target"][0].removeprefix("IPY_MODEL_") in stacks and link["source"][1] == "index" for link in links)
