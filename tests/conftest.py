@@ -1,5 +1,6 @@
 """Shared fixtures: the offline MNIST subset, and one build of the book per test session (tests/test_book.py
 and tests/test_browser.py)."""
+
 from __future__ import annotations
 
 import subprocess
@@ -28,7 +29,15 @@ def _tail(text: str, n: int = 6000) -> str:
 
 def _build(root: Path, out: Path) -> Path:
     """Build the book at ``root`` into ``out`` as `make book` does (warnings are errors); return its html folder."""
-    command = [*_jupyter_book_command(), "build", str(root), "--path-output", str(out), "--warningiserror", "--keep-going"]
+    command = [
+        *_jupyter_book_command(),
+        "build",
+        str(root),
+        "--path-output",
+        str(out),
+        "--warningiserror",
+        "--keep-going",
+    ]
     result = subprocess.run(command, cwd=out, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
     assert result.returncode == 0, (
         f"{' '.join(command)} exited with {result.returncode}\n"

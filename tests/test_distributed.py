@@ -1,4 +1,5 @@
 """DistributedDataParallel on 2 CPU processes (gloo), launched by torchrun as a user would."""
+
 import json
 import os
 import subprocess
@@ -26,7 +27,7 @@ def _run(cmd, cwd):
     return done
 
 
-SCRIPT = textwrap.dedent('''
+SCRIPT = textwrap.dedent("""
     import json, sys
     import torch, torch.distributed as dist
     import genmodels as gm
@@ -52,7 +53,7 @@ SCRIPT = textwrap.dedent('''
             "moved": max((a - b.detach()).abs().max().item() for a, b in zip(before, model.parameters())),
         }, open(out, "w"))
     dist.destroy_process_group()
-''')
+""")
 
 
 @pytest.mark.slow
@@ -70,8 +71,21 @@ def test_parameters_stay_identical_across_ranks(kind, tmp_path):
 def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path, monkeypatch):
     """Each rank trains on its half of the same global batch (the same shuffle, binarization and noise),
     DDP averages the gradients, so the result is the single-process run's up to float rounding."""
-    args = ["train", "vae", "--latent-dim", "4", "--hidden-dim", "64", "--epochs", "2", "--batch-size", "64",
-            "--device", "cpu", "--no-progress"]
+    args = [
+        "train",
+        "vae",
+        "--latent-dim",
+        "4",
+        "--hidden-dim",
+        "64",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "64",
+        "--device",
+        "cpu",
+        "--no-progress",
+    ]
     done = _run(TORCHRUN + ["-m", "genmodels"] + args + ["--out", "ddp.pt"], cwd=tmp_path)
     assert done.stdout.count("training vae-mlp-z4") == 1 and "2 processes (gloo)" in done.stdout  # rank 0 speaks
     monkeypatch.chdir(tmp_path)
@@ -83,14 +97,38 @@ def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path, mo
     for name, value in single["model_state"].items():
         torch.testing.assert_close(ddp["model_state"][name], value, rtol=1e-4, atol=2e-5)
     for key in ("loss", "recon", "kl"):
-        torch.testing.assert_close(torch.tensor(ddp["history"]["steps"][key]),
-                                   torch.tensor(single["history"]["steps"][key]), rtol=1e-4, atol=1e-3)
+        torch.testing.assert_close(
+            torch.tensor(ddp["history"]["steps"][key]),
+            torch.tensor(single["history"]["steps"][key]),
+            rtol=1e-4,
+            atol=1e-3,
+        )
 
 
 @pytest.mark.slow
 def test_a_global_batch_that_does_not_split_evenly_is_refused(tmp_path):
-    done = subprocess.run(TORCHRUN + ["-m", "genmodels", "train", "vae", "--batch-size", "63", "--epochs", "1",
-                                      "--device", "cpu", "--no-progress", "--out", "x.pt"],
-                          cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        TORCHRUN
+        + [
+            "-m",
+            "genmodels",
+            "train",
+            "vae",
+            "--batch-size",
+            "63",
+            "--epochs",
+            "1",
+            "--device",
+            "cpu",
+            "--no-progress",
+            "--out",
+            "x.pt",
+        ],
+        cwd=tmp_path,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode != 0
     assert "must be divisible by the 2 processes" in done.stderr + done.stdout

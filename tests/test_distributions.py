@@ -3,6 +3,7 @@
 Every Monte-Carlo comparison uses a tolerance of a few standard errors computed from the same samples,
 so a wrong formula (off by a factor, a sign, or σ where log σ² belongs) fails.
 """
+
 import math
 
 import pytest
@@ -20,6 +21,7 @@ def gen(seed=0):
 
 
 # --- the closed-form Gaussian KL ------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("scale", [1.0, 5.0, 12.0])
 def test_kl_to_standard_normal_matches_torch_distributions(scale):
@@ -75,6 +77,7 @@ def test_kl_matches_monte_carlo_within_standard_error(logvar_value):
 
 # --- reparameterization ---------------------------------------------------------------------------
 
+
 def test_reparameterized_samples_have_the_right_moments():
     mu, logvar = torch.tensor([1.0, -3.0]), torch.tensor([0.0, 2.0])
     z = gm.reparameterize(mu, logvar, n_samples=400_000, generator=gen(5))
@@ -107,6 +110,7 @@ def test_reparameterized_gradient_of_a_quadratic_matches_the_analytic_gradient()
 
 # --- likelihoods on logits ------------------------------------------------------------------------
 
+
 def test_bernoulli_log_likelihood_matches_the_direct_formula_and_stays_finite():
     g = gen(7)
     logits = 3 * torch.randn(4, 1, 28, 28, generator=g)
@@ -135,7 +139,11 @@ def test_bernoulli_log_likelihood_broadcasts_over_sample_dimensions():
 
 def test_gaussian_log_densities_match_torch_distributions():
     g = gen(10)
-    x, mu, logvar = torch.randn(6, 1, 28, 28, generator=g), torch.randn(6, 1, 28, 28, generator=g), torch.randn(6, 1, 28, 28, generator=g)
+    x, mu, logvar = (
+        torch.randn(6, 1, 28, 28, generator=g),
+        torch.randn(6, 1, 28, 28, generator=g),
+        torch.randn(6, 1, 28, 28, generator=g),
+    )
     ref = Normal(mu, (0.5 * logvar).exp()).log_prob(x).sum((1, 2, 3))
     torch.testing.assert_close(gm.gaussian_log_likelihood(x, mu, logvar), ref)
     z, m, lv = torch.randn(6, 4, generator=g), torch.randn(6, 4, generator=g), torch.randn(6, 4, generator=g)
@@ -144,6 +152,7 @@ def test_gaussian_log_densities_match_torch_distributions():
 
 
 # --- the ELBO and the IWAE bound on a model with an exact marginal likelihood ---------------------
+
 
 @pytest.fixture
 def lg():

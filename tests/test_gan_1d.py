@@ -1,5 +1,6 @@
 """Tests of genmodels.gan_1d: D*, the JSD and the value by quadrature, the trained 1-D discriminator
 against D*, and a few steps of the 1-D GAN with snapshots."""
+
 import math
 
 import pytest
@@ -47,7 +48,10 @@ def test_value_at_d_star_is_minus_log4_plus_2jsd_and_matches_monte_carlo():
     # an independent Monte-Carlo estimate of the JSD with torch.distributions
     g = torch.Generator().manual_seed(0)
     P, Q = torch.distributions.Normal(0.0, 1.0), torch.distributions.Normal(1.5, 0.7)
-    xs, ys = torch.randn(400_000, generator=g, dtype=torch.float64), 1.5 + 0.7 * torch.randn(400_000, generator=g, dtype=torch.float64)
+    xs, ys = (
+        torch.randn(400_000, generator=g, dtype=torch.float64),
+        1.5 + 0.7 * torch.randn(400_000, generator=g, dtype=torch.float64),
+    )
 
     def log_m(t):
         return torch.logaddexp(P.log_prob(t), Q.log_prob(t)) - math.log(2)

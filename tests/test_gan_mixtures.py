@@ -1,5 +1,6 @@
 """Tests of genmodels.gan_mixtures: WGAN-GP's penalty against a hand computation, the minibatch
 discriminator, a few training steps of every option, and mode coverage on the ring."""
+
 import math
 
 import pytest
@@ -29,7 +30,9 @@ def test_gradient_penalty_by_hand():
 @pytest.mark.parametrize("method", gan_mixtures.MIXTURE_METHODS)
 @pytest.mark.parametrize("mixture", ["ring", "grid"])
 def test_mixture_gan_runs(mixture, method):
-    run = gan_mixtures.train_mixture_gan(mixture, method, steps=3, batch_size=16, num_eval=100, hidden_dim=16, snapshot_steps=[0, 3])
+    run = gan_mixtures.train_mixture_gan(
+        mixture, method, steps=3, batch_size=16, num_eval=100, hidden_dim=16, snapshot_steps=[0, 3]
+    )
     assert run.samples.shape == (100, 2) and torch.isfinite(run.samples).all()
     assert len(run.steps["d_loss"]) == 3 and all(math.isfinite(v) for v in run.steps["g_loss"])
     assert [s["step"] for s in run.snapshots] == [0, 3]
@@ -38,8 +41,12 @@ def test_mixture_gan_runs(mixture, method):
 
 
 def test_mixture_gan_is_seeded_and_rejects_unknown_options():
-    a = gan_mixtures.train_mixture_gan("ring", "non_saturating", steps=2, batch_size=8, num_eval=10, hidden_dim=8, seed=3)
-    b = gan_mixtures.train_mixture_gan("ring", "non_saturating", steps=2, batch_size=8, num_eval=10, hidden_dim=8, seed=3)
+    a = gan_mixtures.train_mixture_gan(
+        "ring", "non_saturating", steps=2, batch_size=8, num_eval=10, hidden_dim=8, seed=3
+    )
+    b = gan_mixtures.train_mixture_gan(
+        "ring", "non_saturating", steps=2, batch_size=8, num_eval=10, hidden_dim=8, seed=3
+    )
     assert torch.equal(a.samples, b.samples)
     with pytest.raises(ValueError):
         gan_mixtures.train_mixture_gan("ring", "unrolled", steps=1)
@@ -59,6 +66,7 @@ def test_minibatch_discriminator_sees_the_batch():
 
 # --- mode coverage ------------------------------------------------------------------------------------
 
+
 def test_mode_coverage_counts_constructed_samples_exactly():
     """100 points placed by hand around the ring's 8 centres (std 0.05, so "high quality" means within
     0.15): 30, 20 and 10 exactly on centres 0, 3 and 5; 2 at 2.9 std from centre 1 (high quality, but
@@ -67,12 +75,17 @@ def test_mode_coverage_counts_constructed_samples_exactly():
     _, centres = gan_mixtures.ring_of_gaussians(1)
     centres, std = centres.double(), 0.05
     outward = centres / centres.norm(dim=1, keepdim=True)
-    samples = torch.cat([
-        centres[0].expand(30, 2), centres[3].expand(20, 2), centres[5].expand(10, 2),
-        (centres[1] + 2.9 * std * outward[1]).expand(2, 2),
-        (centres[6] - 3.1 * std * outward[6]).expand(5, 2),
-        torch.tensor([10.0, 10.0]).expand(13, 2), torch.zeros(20, 2),
-    ])[torch.randperm(100, generator=torch.Generator().manual_seed(0))]  # the order must not matter
+    samples = torch.cat(
+        [
+            centres[0].expand(30, 2),
+            centres[3].expand(20, 2),
+            centres[5].expand(10, 2),
+            (centres[1] + 2.9 * std * outward[1]).expand(2, 2),
+            (centres[6] - 3.1 * std * outward[6]).expand(5, 2),
+            torch.tensor([10.0, 10.0]).expand(13, 2),
+            torch.zeros(20, 2),
+        ]
+    )[torch.randperm(100, generator=torch.Generator().manual_seed(0))]  # the order must not matter
     result = mode_coverage(samples, centres, std)
     assert result["num_modes"] == 8 and result["min_count"] == 3
     assert result["counts"].tolist() == [30, 2, 0, 20, 0, 10, 0, 0]
@@ -109,9 +122,12 @@ def test_training_on_the_ring_reaches_the_radius_and_minibatch_discrimination_re
     lie on the ring and reach most modes. Measured over seeds 0 to 9: mean distance from the radius 0.31 to
     1.08 (non-saturating) and 0.04 to 0.12 (minibatch); modes reached within 10 std 0 or 1, and 8 for every
     seed with minibatch discrimination."""
-    runs = {method: gan_mixtures.train_mixture_gan("ring", method, steps=1000, std=0.05, num_eval=2000,
-                                                   snapshot_steps=[0], seed=0)
-            for method in ("non_saturating", "minibatch")}
+    runs = {
+        method: gan_mixtures.train_mixture_gan(
+            "ring", method, steps=1000, std=0.05, num_eval=2000, snapshot_steps=[0], seed=0
+        )
+        for method in ("non_saturating", "minibatch")
+    }
     for run in runs.values():
         untrained = ring_scores(run.snapshots[0]["samples"], run.centres, run.std)
         assert untrained["radius_error"] > 1.5 and untrained["modes_reached"] == 0, untrained

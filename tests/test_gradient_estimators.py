@@ -4,6 +4,7 @@ Means are compared with exact gradients within a few standard errors computed fr
 variances with values derived by hand from the moments of the standard normal
 (E ε² = 1, E ε⁴ = 3, E ε⁶ = 15), within a few standard errors of the sample variance.
 """
+
 import math
 
 import numpy as np
@@ -37,6 +38,7 @@ def variance_and_se(samples):
 
 # --- the score ------------------------------------------------------------------------------------
 
+
 def test_gaussian_score_matches_autograd_of_the_log_density():
     g = gen(1)
     mu, logvar = torch.randn(4, 3, generator=g), torch.randn(4, 3, generator=g)
@@ -49,6 +51,7 @@ def test_gaussian_score_matches_autograd_of_the_log_density():
 
 
 # --- unbiasedness ---------------------------------------------------------------------------------
+
 
 def sine_objective():
     """E[Σ sin z_j] = Σ sin μ_j exp(-σ_j²/2): the exact gradient with respect to μ and log σ²."""
@@ -73,7 +76,9 @@ def test_a_constant_baseline_keeps_the_mean_and_lowers_the_variance():
     f = lambda z: f0(z) + 10.0  # noqa: E731  (an offset changes no gradient, but the plain estimator's variance)
     b = float(f(mu + (0.5 * logvar).exp() * torch.randn(10_000, 3, generator=gen(3))).mean())
     plain = gradient_estimators.per_sample_gradients("score_function", f, mu, logvar, 200_000, generator=gen(4))
-    based = gradient_estimators.per_sample_gradients("score_function", f, mu, logvar, 200_000, baseline=b, generator=gen(4))
+    based = gradient_estimators.per_sample_gradients(
+        "score_function", f, mu, logvar, 200_000, baseline=b, generator=gen(4)
+    )
     assert_within(based.mean(0), exact, based.std(0) / math.sqrt(based.shape[0]))
     assert_within(plain.mean(0), exact, plain.std(0) / math.sqrt(plain.shape[0]))
     assert based.var(0).sum() < 0.1 * plain.var(0).sum()
@@ -102,6 +107,7 @@ def test_for_a_quadratic_both_estimators_converge_to_the_closed_form():
 
 
 # --- variances against the moments of the normal --------------------------------------------------
+
 
 def test_variances_for_the_identity_match_the_formulas():
     """f(z) = z in one dimension, q = N(μ, σ²):
@@ -155,6 +161,7 @@ def test_bad_arguments_are_refused():
 
 # --- a real VAE encoder ---------------------------------------------------------------------------
 
+
 def tiny_vae():
     torch.manual_seed(0)
     return gm.VAE(latent_dim=2, hidden_dim=16).double()
@@ -194,10 +201,12 @@ def test_both_encoder_gradients_are_unbiased_for_the_exact_gradient():
         z = gm.reparameterize(mu, logvar, n_samples=1000, generator=g)
         baseline = gm.bernoulli_log_likelihood(vae.decode(z), x).mean(0)  # per image, from separate samples
     pw = gradient_estimators.gradient_stats(
-        lambda: gradient_estimators.encoder_gradient(vae, x, estimator="pathwise", n_samples=20, generator=g), 100)
+        lambda: gradient_estimators.encoder_gradient(vae, x, estimator="pathwise", n_samples=20, generator=g), 100
+    )
     sf = gradient_estimators.gradient_stats(
-        lambda: gradient_estimators.encoder_gradient(vae, x, estimator="score_function", n_samples=200, baseline=baseline,
-                                                     generator=g),
+        lambda: gradient_estimators.encoder_gradient(
+            vae, x, estimator="score_function", n_samples=200, baseline=baseline, generator=g
+        ),
         100,
     )
     top = exact.abs().argsort(descending=True)[:20]

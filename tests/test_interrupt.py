@@ -1,4 +1,5 @@
 """Killing training at any moment leaves the last checkpoint valid, and resuming reproduces the run."""
+
 import os
 import signal
 import subprocess
@@ -10,8 +11,23 @@ import torch
 
 import genmodels as gm
 
-ARGS = ["train", "vae", "--latent-dim", "4", "--hidden-dim", "32", "--epochs", "3", "--batch-size", "32",
-        "--checkpoint-every", "10", "--device", "cpu", "--no-progress"]  # 125 steps per epoch
+ARGS = [
+    "train",
+    "vae",
+    "--latent-dim",
+    "4",
+    "--hidden-dim",
+    "32",
+    "--epochs",
+    "3",
+    "--batch-size",
+    "32",
+    "--checkpoint-every",
+    "10",
+    "--device",
+    "cpu",
+    "--no-progress",
+]  # 125 steps per epoch
 STEPS = 3 * 125
 
 
@@ -22,8 +38,14 @@ def _env():
 
 
 def _train(out, cwd):
-    return subprocess.Popen([sys.executable, "-m", "genmodels", *ARGS, "--out", out], cwd=cwd, env=_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "genmodels", *ARGS, "--out", out],
+        cwd=cwd,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 @pytest.fixture(scope="module")

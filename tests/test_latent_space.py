@@ -3,6 +3,7 @@
 Each test computes the expected value another way: the encoder called on the whole set at once, the
 standard library's inverse normal CDF, a variance computed by hand, a brute-force nearest-neighbour search.
 """
+
 import statistics
 
 import pytest
@@ -24,6 +25,7 @@ def small_vae(latent_dim=3, seed=0):
 
 
 # --- encode_dataset ---------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("batch_size", [1, 5, 37, 1000])
 def test_encode_dataset_matches_one_call_on_the_evaluation_binarization(batch_size):
@@ -62,6 +64,7 @@ def test_encode_dataset_leaves_the_training_mode_alone():
 
 
 # --- active units -------------------------------------------------------------------------------------
+
 
 class _FixedEncoder(nn.Module):
     """mu_j(x) = scale_j * (mean grey level of x), logvar = 0: A_j is scale_j^2 times the variance of the mean."""
@@ -112,6 +115,7 @@ def test_kl_per_dimension_against_torch_distributions():
 
 # --- the quantile grid and the decoded manifold -------------------------------------------------------
 
+
 def test_gaussian_grid_uses_normal_quantiles_and_image_orientation():
     n, span = 5, 0.8
     grid = latent_space.gaussian_grid(n, span=span)
@@ -144,6 +148,7 @@ def test_latent_grid_decodes_each_grid_point():
 
 # --- draws from the likelihood ------------------------------------------------------------------------
 
+
 def test_draws_are_binary_and_average_to_the_means():
     vae = small_vae(latent_dim=2)
     z = torch.zeros(1, 2)
@@ -161,6 +166,7 @@ def test_draws_are_binary_and_average_to_the_means():
 
 
 # --- neighbour averages -------------------------------------------------------------------------------
+
 
 def test_neighbour_average_matches_a_brute_force_search():
     g = torch.Generator().manual_seed(1)

@@ -12,6 +12,7 @@ Layers, lowest first; a module may import only from its own layer or a lower one
 So a model never imports the engine, and the engine never imports the widgets. Imports inside functions
 count too. The build tooling (``tools/colab.py``, ``book/_ext/sphinxext.py``) is not in the package.
 """
+
 from __future__ import annotations
 
 import ast
@@ -24,10 +25,18 @@ import genmodels as gm
 PACKAGE = Path(gm.__file__).resolve().parent
 LAYERS = {
     "core": 0,
-    "distributions": 1, "vae": 1, "gan": 1, "autoencoder": 1, "linear_gaussian": 1, "gan_1d": 1, "gan_mixtures": 1,
+    "distributions": 1,
+    "vae": 1,
+    "gan": 1,
+    "autoencoder": 1,
+    "linear_gaussian": 1,
+    "gan_1d": 1,
+    "gan_mixtures": 1,
     "engine": 2,
     "metrics": 3,
-    "gradient_estimators": 4, "latent_space": 4, "vae_vs_gan": 4,
+    "gradient_estimators": 4,
+    "latent_space": 4,
+    "vae_vs_gan": 4,
     "app": 5,
 }
 TOP = {"__init__", "__main__"}  # the public API and the entry point may import anything
@@ -85,7 +94,9 @@ def test_no_import_points_upward():
                 continue
             theirs = _layer(target)
             if theirs is not None and theirs > own:
-                bad.append(f"{path.relative_to(PACKAGE.parent)}:{line} ({module}, layer {own}) imports {target} (layer {theirs})")
+                bad.append(
+                    f"{path.relative_to(PACKAGE.parent)}:{line} ({module}, layer {own}) imports {target} (layer {theirs})"
+                )
     assert not bad, "imports that point upward:\n" + "\n".join(bad)
 
 
@@ -112,8 +123,21 @@ def test_the_public_api_is_explicit_and_complete():
     missing = [name for name in gm.__all__ if not hasattr(gm, name)]
     assert not missing, missing
     # the names the chapters use
-    for name in ("VAE", "GAN", "train_vae", "train_gan", "vae_step", "gan_step", "load_mnist", "gaussian_kl",
-                 "generator_loss", "discriminator_loss", "frechet_classifier_distance", "widgets", "zoo"):
+    for name in (
+        "VAE",
+        "GAN",
+        "train_vae",
+        "train_gan",
+        "vae_step",
+        "gan_step",
+        "load_mnist",
+        "gaussian_kl",
+        "generator_loss",
+        "discriminator_loss",
+        "frechet_classifier_distance",
+        "widgets",
+        "zoo",
+    ):
         assert name in gm.__all__, name
 
 

@@ -3,6 +3,7 @@ computation, the shipped classifier, class histograms and the mode counter of th
 
 No network: the data are the offline subset (or whatever GENMODELS_DATA points at), downloads are off.
 """
+
 import datetime
 import math
 
@@ -147,7 +148,9 @@ def test_train_classifier_command_smoke(tmp_path, monkeypatch):
     """A short run end to end: it learns, writes float16 weights atomically and they load back."""
     monkeypatch.setenv("GENMODELS_OFFLINE", "1")
     out = tmp_path / "clf.pt"
-    result = C.train_classifier_command(out, download=False, num_epochs=2, limit=1000, batch_size=50, device="cpu", progress=False)
+    result = C.train_classifier_command(
+        out, download=False, num_epochs=2, limit=1000, batch_size=50, device="cpu", progress=False
+    )
     assert result["test_accuracy"] > 0.7 and result["num_train"] == 1000
     assert not list(tmp_path.glob(".*.tmp"))  # nothing left from the atomic write
     model = C.load_classifier(out)
@@ -188,7 +191,10 @@ SHIFTS = {
     "brightness": ([0.0, 0.02, 0.05, 0.1, 0.2], lambda x, level, eps, junk: (x + level).clamp(0, 1)),
     "noise": ([0.0, 0.05, 0.1, 0.2, 0.4], lambda x, level, eps, junk: (x + level * eps).clamp(0, 1)),
     # a growing share of the digits replaced by uniform noise
-    "contamination": ([0.0, 0.1, 0.2, 0.4], lambda x, level, eps, junk: torch.cat([junk[: round(level * len(x))], x[round(level * len(x)) :]])),
+    "contamination": (
+        [0.0, 0.1, 0.2, 0.4],
+        lambda x, level, eps, junk: torch.cat([junk[: round(level * len(x))], x[round(level * len(x)) :]]),
+    ),
 }
 
 
@@ -197,7 +203,10 @@ def test_fcd_grows_with_the_shift(classifier, digits, kind):
     gen = torch.Generator().manual_seed(0)
     eps, junk = torch.randn(digits.shape, generator=gen), torch.rand(digits.shape, generator=gen)
     levels, shift = SHIFTS[kind]
-    fcd = [frechet.frechet_classifier_distance(digits, shift(digits, level, eps, junk), classifier=classifier) for level in levels]
+    fcd = [
+        frechet.frechet_classifier_distance(digits, shift(digits, level, eps, junk), classifier=classifier)
+        for level in levels
+    ]
     assert fcd[0] < 1e-6
     assert all(b > a for a, b in zip(fcd, fcd[1:])), fcd
 
@@ -207,7 +216,9 @@ def test_fcd_input_conventions(classifier, mnist_test):
     x01 = gm.to_float(x8)
     reference = frechet.frechet_classifier_distance(x01[:100], x01[100:], classifier=classifier)
     # uint8 [N, 28, 28] means 0..255 and gives the same number as the floats / 255
-    assert frechet.frechet_classifier_distance(x8[:100], x8[100:], classifier=classifier) == pytest.approx(reference, rel=1e-6)
+    assert frechet.frechet_classifier_distance(x8[:100], x8[100:], classifier=classifier) == pytest.approx(
+        reference, rel=1e-6
+    )
     with pytest.raises(ValueError, match="0..255"):
         frechet.frechet_classifier_distance(x01[:100] * 255, x01[100:], classifier=classifier)
     with pytest.raises(ValueError, match=r"\[-1, 1\]"):

@@ -1,4 +1,5 @@
 """The VAE and GAN networks and objectives: shapes, bounds, and the generator losses against calculus."""
+
 import dataclasses
 import math
 
@@ -16,6 +17,7 @@ def images(n=8, seed=0):
 
 
 # --- VAE ------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("arch", ["mlp", "conv"])
 @pytest.mark.parametrize("latent_dim", [1, 2, 7, 50])
@@ -199,6 +201,7 @@ def test_vae_config_is_frozen_and_rebuilds_the_same_network():
 
 # --- GAN losses against their derivatives ------------------------------------------------------------
 
+
 def test_generator_losses_equal_their_definitions():
     a = torch.linspace(-6, 6, 41)
     d = torch.sigmoid(a)
@@ -207,7 +210,9 @@ def test_generator_losses_equal_their_definitions():
     real, fake = torch.linspace(-3, 4, 41), torch.linspace(2, -5, 41)
     expected = -(torch.log(torch.sigmoid(real)).mean() + torch.log(1 - torch.sigmoid(fake)).mean())
     torch.testing.assert_close(gm.discriminator_loss(real, fake), expected)
-    bce = F.binary_cross_entropy_with_logits(real, torch.ones(41)) + F.binary_cross_entropy_with_logits(fake, torch.zeros(41))
+    bce = F.binary_cross_entropy_with_logits(real, torch.ones(41)) + F.binary_cross_entropy_with_logits(
+        fake, torch.zeros(41)
+    )
     torch.testing.assert_close(gm.discriminator_loss(real, fake), bce)
 
 
@@ -260,6 +265,7 @@ def test_discriminator_loss_minimum_is_log4_minus_2_jsd_for_two_point_distributi
 
 # --- GAN networks ---------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("arch", ["mlp", "dcgan"])
 @pytest.mark.parametrize("kernels", [0, 10])
 def test_gan_networks_shapes_and_ranges(arch, kernels):
@@ -287,10 +293,14 @@ def test_minibatch_discrimination_measures_closeness_within_the_batch():
     # an independent computation of the same feature
     x = torch.randn(6, 4, generator=torch.Generator().manual_seed(1))
     m = (x @ layer.T).view(6, 3, 2)
-    expected = torch.stack([
-        torch.stack([sum(torch.exp(-(m[i, b] - m[j, b]).abs().sum()) for j in range(6) if j != i) for b in range(3)])
-        for i in range(6)
-    ])
+    expected = torch.stack(
+        [
+            torch.stack(
+                [sum(torch.exp(-(m[i, b] - m[j, b]).abs().sum()) for j in range(6) if j != i) for b in range(3)]
+            )
+            for i in range(6)
+        ]
+    )
     torch.testing.assert_close(layer(x)[:, 4:], expected)
 
 

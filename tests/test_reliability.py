@@ -9,6 +9,7 @@ Each test runs real child processes (``python -c``), started together behind a b
   checkpoint write and a zoo write fail: the previous files are left whole and the error says what
   happened, where, and what to do.
 """
+
 from __future__ import annotations
 
 import errno
@@ -48,7 +49,9 @@ def wait_for_go(folder):
         time.sleep(0.005)
 """
 
-ASK_FOR_A_MISSING_MODEL = PRELUDE + r"""
+ASK_FOR_A_MISSING_MODEL = (
+    PRELUDE
+    + r"""
 folder = Path(sys.argv[1])
 zoo.SHIPPED_DIR = folder / "shipped"            # nothing shipped: the model is missing
 train, test = tiny("train"), tiny("test")
@@ -62,15 +65,21 @@ wait_for_go(folder)
 model = zoo.load("vae-d2", data=train, test_data=test, progress=False)
 print(json.dumps({"trained": len(trainings), "sha256": model.zoo_info["sha256"], "latent_dim": model.latent_dim}))
 """
+)
 
-UPDATE_THE_MANIFEST = PRELUDE + r"""
+UPDATE_THE_MANIFEST = (
+    PRELUDE
+    + r"""
 folder, tag, n = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 wait_for_go(folder)
 for i in range(n):
     zoo._update_manifest(folder / "zoo", f"{tag}-{i}", {"file": f"{tag}-{i}.pt", "sha256": "0" * 64})
 """
+)
 
-WRITE_WITHOUT_ROOM = PRELUDE + r"""
+WRITE_WITHOUT_ROOM = (
+    PRELUDE
+    + r"""
 import resource, signal
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)   # the write then fails with EFBIG instead of killing the process
 what, target, limit = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
@@ -89,6 +98,7 @@ except OSError as err:
 else:
     print(json.dumps({"errno": None}))
 """
+)
 
 
 def _env(tmp_path: Path) -> dict:
@@ -100,8 +110,16 @@ def _env(tmp_path: Path) -> dict:
 def _run_together(tmp_path: Path, code: str, argvs: list[list[str]]) -> list[subprocess.CompletedProcess]:
     """Start one child per argv, let them all go at once when all are ready, and return their results."""
     tmp_path.mkdir(parents=True, exist_ok=True)
-    children = [subprocess.Popen([sys.executable, "-c", code, *argv], env=_env(tmp_path), text=True,
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE) for argv in argvs]
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, *argv],
+            env=_env(tmp_path),
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for argv in argvs
+    ]
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
         while len(list(tmp_path.glob("ready.*"))) < len(children):
@@ -133,22 +151,23 @@ def _listing(folder: Path) -> dict:
 
 # --- two processes, one cache -------------------------------------------------------------------------
 
+
 def test_two_processes_asking_for_the_same_missing_model_train_it_once(tmp_path, monkeypatch):
     runs = _run_together(tmp_path, ASK_FOR_A_MISSING_MODEL, [[str(tmp_path)], [str(tmp_path)]])
     reports = [_last_json(r.stdout) for r in runs]
-    assert sorted(r["trained"] for r in reports) == [0, 1], reports   # one trained, the other waited
+    assert sorted(r["trained"] for r in reports) == [0, 1], reports  # one trained, the other waited
     waited = next(run for run, report in zip(runs, reports) if report["trained"] == 0)
     assert "waiting for another process that is training vae-d2" in waited.stdout
     assert reports[0]["sha256"] == reports[1]["sha256"] and reports[0]["latent_dim"] == 2
 
     cache = tmp_path / "cache" / "zoo"
     text = (cache / zoo.MANIFEST).read_text()
-    manifest = json.loads(text)                                                  # valid JSON ...
+    manifest = json.loads(text)  # valid JSON ...
     assert list(manifest["models"]) == ["vae-d2"] and text.count('"vae-d2"') == 1  # ... listing the model once
     entry = manifest["models"]["vae-d2"]
     assert entry["sha256"] == reports[0]["sha256"]
     files = sorted(_listing(cache))
-    assert files == sorted([zoo.MANIFEST, entry["file"]]), files                 # one file, no temporary left
+    assert files == sorted([zoo.MANIFEST, entry["file"]]), files  # one file, no temporary left
     assert hashlib.sha256((cache / entry["file"]).read_bytes()).hexdigest() == entry["sha256"]
 
     monkeypatch.setattr(zoo, "SHIPPED_DIR", tmp_path / "shipped")
@@ -164,7 +183,7 @@ def test_concurrent_manifest_updates_lose_nothing(tmp_path):
     _run_together(tmp_path, UPDATE_THE_MANIFEST, [[str(tmp_path), tag, str(n)] for tag in tags])
     models = zoo.read_manifest(tmp_path / "zoo")
     assert sorted(models) == sorted(f"{tag}-{i}" for tag in tags for i in range(n))
-    assert sorted(_listing(tmp_path / "zoo")) == [zoo.MANIFEST]                 # no temporary manifest left
+    assert sorted(_listing(tmp_path / "zoo")) == [zoo.MANIFEST]  # no temporary manifest left
 
 
 def test_a_lock_is_reentrant_within_a_process_and_exclusive_across_processes(tmp_path):
@@ -172,21 +191,27 @@ def test_a_lock_is_reentrant_within_a_process_and_exclusive_across_processes(tmp
     fcntl = pytest.importorskip("fcntl")
     with zoo._locked(tmp_path, "vae-d2"):
         with zoo._locked(tmp_path, "vae-d2"):
-            with open(tmp_path / ".vae-d2.lock") as other:   # another open file: flock treats it as another holder
+            with open(tmp_path / ".vae-d2.lock") as other:  # another open file: flock treats it as another holder
                 with pytest.raises(BlockingIOError):
                     fcntl.flock(other.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     with open(tmp_path / ".vae-d2.lock") as other:
-        fcntl.flock(other.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)             # released on the way out
+        fcntl.flock(other.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # released on the way out
 
 
 # --- no room on the disk ------------------------------------------------------------------------------
+
 
 def _without_room(tmp_path: Path, what: str, target: Path, limit: int) -> dict:
     pytest.importorskip("resource")
     if not hasattr(__import__("signal"), "SIGXFSZ"):
         pytest.skip("no SIGXFSZ on this platform")
-    run = subprocess.run([sys.executable, "-c", WRITE_WITHOUT_ROOM, what, str(target), str(limit)], env=_env(tmp_path),
-                         capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+    run = subprocess.run(
+        [sys.executable, "-c", WRITE_WITHOUT_ROOM, what, str(target), str(limit)],
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+    )
     assert run.returncode == 0, f"exit status {run.returncode}:\n{run.stdout}\n{run.stderr[-4000:]}"
     return _last_json(run.stdout)
 
@@ -196,25 +221,35 @@ def test_a_checkpoint_write_without_room_keeps_the_old_file_and_says_what_to_do(
     gm.save_checkpoint(path, gm.VAE(latent_dim=2, arch="mlp"), step=0)
     before = _listing(path.parent)
     limit = 64 * 1024
-    assert path.stat().st_size > limit                      # the new checkpoint cannot fit under the limit
+    assert path.stat().st_size > limit  # the new checkpoint cannot fit under the limit
 
     report = _without_room(tmp_path, "checkpoint", path, limit)
     assert report["errno"] == errno.EFBIG, report
     message = report["message"]
     assert f"could not write {path}" in message and "too large" in message and "ulimit -f" in message
     assert "previous file there is unchanged" in message
-    assert _listing(path.parent) == before                   # the old checkpoint whole, no temporary left
+    assert _listing(path.parent) == before  # the old checkpoint whole, no temporary left
     assert gm.read_checkpoint(path)["step"] == 0
 
 
 def test_a_zoo_write_without_room_keeps_the_cache_and_says_what_to_do(tmp_path, monkeypatch, mnist_subset):
     monkeypatch.setattr(zoo, "SHIPPED_DIR", tmp_path / "shipped")
     monkeypatch.setenv("GENMODELS_CACHE", str(tmp_path / "cache"))
-    train, test = (gm.ImageSet(d[0][:256], d[1][:256], "MNIST", d.split, f"the first 256 {d.split} digits", True)
-                   for d in mnist_subset)
+    train, test = (
+        gm.ImageSet(d[0][:256], d[1][:256], "MNIST", d.split, f"the first 256 {d.split} digits", True)
+        for d in mnist_subset
+    )
     cache = zoo.cache_dir()
-    first = zoo.train(["vae-d2"], out_dir=cache, budget="quick", device="cpu", progress=False,
-                      data=train, test_data=test, content_addressed=True)["vae-d2"]
+    first = zoo.train(
+        ["vae-d2"],
+        out_dir=cache,
+        budget="quick",
+        device="cpu",
+        progress=False,
+        data=train,
+        test_data=test,
+        content_addressed=True,
+    )["vae-d2"]
     before = _listing(cache)
     limit = 64 * 1024
     assert first["bytes"] > limit
@@ -225,5 +260,5 @@ def test_a_zoo_write_without_room_keeps_the_cache_and_says_what_to_do(tmp_path, 
     assert f"could not store vae-d2 in {cache}" in message and "too large" in message
     assert "GENMODELS_CACHE" in message and "`python -m genmodels zoo train --only vae-d2`" in message
     assert "unchanged" in message
-    assert _listing(cache) == before                          # manifest and model whole, no temporary left
+    assert _listing(cache) == before  # manifest and model whole, no temporary left
     assert zoo.load("vae-d2", train_if_missing=False).zoo_info["sha256"] == first["sha256"]

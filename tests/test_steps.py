@@ -1,5 +1,6 @@
 """The plain training steps (genmodels.engine.steps) against independent computations, and the loops that
 must call them unchanged."""
+
 from __future__ import annotations
 
 import inspect
@@ -38,8 +39,9 @@ def test_vae_step_is_one_sgd_step_on_the_negative_mean_elbo():
     grads = torch.autograd.grad(expected_loss, list(vae.parameters()))
 
     lr = 0.1
-    stats = steps.vae_step(lambda x, eps: vae.elbo(x, eps=eps, return_parts=True), x, eps,
-                           torch.optim.SGD(vae.parameters(), lr=lr))
+    stats = steps.vae_step(
+        lambda x, eps: vae.elbo(x, eps=eps, return_parts=True), x, eps, torch.optim.SGD(vae.parameters(), lr=lr)
+    )
     torch.testing.assert_close(stats["loss"], expected_loss.detach(), rtol=1e-5, atol=1e-4)
     torch.testing.assert_close(stats["recon"], -log_px.mean().detach(), rtol=1e-5, atol=1e-4)
     torch.testing.assert_close(stats["kl"], kl.mean().detach(), rtol=1e-5, atol=1e-5)
@@ -74,8 +76,9 @@ def test_gan_step_is_algorithm_1_with_binary_cross_entropy(loss):
     for x, z in zip(real, noises[:2]):
         fake = gen_copy(z).detach()
         r, f = disc_copy(x), disc_copy(fake)
-        bce = F.binary_cross_entropy_with_logits(r, torch.ones_like(r)) + \
-            F.binary_cross_entropy_with_logits(f, torch.zeros_like(f))
+        bce = F.binary_cross_entropy_with_logits(r, torch.ones_like(r)) + F.binary_cross_entropy_with_logits(
+            f, torch.zeros_like(f)
+        )
         grads = torch.autograd.grad(bce, list(disc_copy.parameters()))
         with torch.no_grad():
             for p, g in zip(disc_copy.parameters(), grads):
@@ -90,9 +93,15 @@ def test_gan_step_is_algorithm_1_with_binary_cross_entropy(loss):
     expected_g = [p.detach() - lr * g for p, g in zip(gen_copy.parameters(), g_grads)]
 
     draws = iter(noises)
-    stats = steps.gan_step(generator, discriminator, real, lambda: next(draws),
-                           torch.optim.SGD(discriminator.parameters(), lr=lr),
-                           torch.optim.SGD(generator.parameters(), lr=lr), loss=loss)
+    stats = steps.gan_step(
+        generator,
+        discriminator,
+        real,
+        lambda: next(draws),
+        torch.optim.SGD(discriminator.parameters(), lr=lr),
+        torch.optim.SGD(generator.parameters(), lr=lr),
+        loss=loss,
+    )
     for p, q in zip(discriminator.parameters(), disc_copy.parameters()):
         torch.testing.assert_close(p.detach(), q.detach())  # the generator step did not move D
     for p, q in zip(generator.parameters(), expected_g):
@@ -120,8 +129,9 @@ def _recording(monkeypatch, module, name):
 def test_train_vae_calls_the_plain_step_once_per_batch(monkeypatch, mnist_subset):
     calls = _recording(monkeypatch, loops, "vae_step")
     images = mnist_subset[0].images[:256]
-    history = gm.train_vae(gm.VAE(latent_dim=2, hidden_dim=32), images, num_epochs=2, batch_size=64,
-                           progress=False, device="cpu")
+    history = gm.train_vae(
+        gm.VAE(latent_dim=2, hidden_dim=32), images, num_epochs=2, batch_size=64, progress=False, device="cpu"
+    )
     assert len(calls) == 2 * 4
     assert history.steps["loss"] == pytest.approx([float(c["loss"]) for c in calls])
     assert history.steps["kl"] == pytest.approx([float(c["kl"]) for c in calls])
@@ -136,17 +146,29 @@ def test_train_gan_calls_the_plain_step_and_the_chapters_losses(monkeypatch, mni
     images = mnist_subset[0].images[:320]  # 5 batches of 64: groups of 2, 2 and a last group of 1
     with warnings.catch_warnings():  # a discriminator that wins this tiny run outright is not the point here
         warnings.simplefilter("ignore", RuntimeWarning)
-        history = gm.train_gan(gm.GAN(latent_dim=4, arch="mlp", hidden_dim=16), images, num_epochs=1,
-                               batch_size=64, d_steps=2, progress=False, device="cpu")
+        history = gm.train_gan(
+            gm.GAN(latent_dim=4, arch="mlp", hidden_dim=16),
+            images,
+            num_epochs=1,
+            batch_size=64,
+            d_steps=2,
+            progress=False,
+            device="cpu",
+        )
     assert len(step_calls) == 3 and len(g_calls) == 3 and len(d_calls) == 5
     assert history.steps["g_loss"] == pytest.approx([float(g.detach()) for g in g_calls])
     last_d_of_each_step = [d_calls[1], d_calls[3], d_calls[4]]
     assert history.steps["d_loss"] == pytest.approx([float(d.detach()) for d in last_d_of_each_step])
 
 
-@pytest.mark.parametrize("notebook, step", [("book/vae/vae-mnist.ipynb", "gm.vae_step"),
-                                            ("book/gan/dcgan-mnist.ipynb", "gm.gan_step"),
-                                            ("book/gan/saturation.ipynb", "gm.gan_step")])
+@pytest.mark.parametrize(
+    "notebook, step",
+    [
+        ("book/vae/vae-mnist.ipynb", "gm.vae_step"),
+        ("book/gan/dcgan-mnist.ipynb", "gm.gan_step"),
+        ("book/gan/saturation.ipynb", "gm.gan_step"),
+    ],
+)
 def test_the_chapters_print_the_step_that_trains(notebook, step):
     cells = json.loads((REPO_ROOT / notebook).read_text(encoding="utf-8"))["cells"]
     printing = [c for c in cells if c["cell_type"] == "code" and f"getsource({step})" in "".join(c["source"])]

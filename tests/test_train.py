@@ -1,4 +1,5 @@
 """The training engine: it learns, it repeats exactly, it resumes exactly, and it fails clearly."""
+
 import math
 
 import pytest
@@ -28,6 +29,7 @@ def same_parameters(a, b):
 
 
 # --- it learns ------------------------------------------------------------------------------------
+
 
 def test_mlp_vae_beats_the_independent_pixel_baseline_on_held_out_digits(subset):
     """A VAE whose decoder ignores z and outputs constant logits, with q = p(z) (KL = 0), reaches exactly
@@ -90,10 +92,13 @@ def test_gan_records_the_generator_gradient_norm_it_applied():
 
 # --- it repeats and resumes exactly ----------------------------------------------------------------
 
+
 def _vae_run(tmp_path, name, num_epochs, **kw):
     gm.seed_everything(0)
     vae = gm.VAE(latent_dim=4, hidden_dim=32)
-    h = gm.train_vae(vae, tiny(), num_epochs=num_epochs, batch_size=32, checkpoint=tmp_path / name, progress=False, **kw)
+    h = gm.train_vae(
+        vae, tiny(), num_epochs=num_epochs, batch_size=32, checkpoint=tmp_path / name, progress=False, **kw
+    )
     return vae, h
 
 
@@ -143,8 +148,9 @@ def test_resume_mid_epoch_equals_the_uninterrupted_run_vae(tmp_path, monkeypatch
     assert gm.read_checkpoint(tmp_path / "cut.pt")["step"] == 4
     gm.seed_everything(99)
     resumed = gm.VAE(latent_dim=4, hidden_dim=32)
-    h_res = gm.train_vae(resumed, tiny(), num_epochs=2, batch_size=32, checkpoint=tmp_path / "cut.pt",
-                         checkpoint_every=2, progress=False)
+    h_res = gm.train_vae(
+        resumed, tiny(), num_epochs=2, batch_size=32, checkpoint=tmp_path / "cut.pt", checkpoint_every=2, progress=False
+    )
     assert same_parameters(full, resumed)
     assert h_full.steps == h_res.steps and h_full.epochs["loss"] == h_res.epochs["loss"]
 
@@ -153,8 +159,16 @@ def test_resume_mid_epoch_equals_the_uninterrupted_run_gan(tmp_path, monkeypatch
     def run(name, seed=0):
         gm.seed_everything(seed)
         model = gm.GAN(latent_dim=8, arch="dcgan", channels=4, minibatch_kernels=3)
-        h = gm.train_gan(model, tiny(64), num_epochs=2, batch_size=16, d_steps=2, checkpoint=tmp_path / name,
-                         checkpoint_every=1, progress=False)
+        h = gm.train_gan(
+            model,
+            tiny(64),
+            num_epochs=2,
+            batch_size=16,
+            d_steps=2,
+            checkpoint=tmp_path / name,
+            checkpoint_every=1,
+            progress=False,
+        )
         return model, h
 
     full, h_full = run("full.pt")
@@ -169,10 +183,15 @@ def test_resume_mid_epoch_equals_the_uninterrupted_run_gan(tmp_path, monkeypatch
 
 # --- checkpoints ----------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("kind", ["vae", "gan"])
 def test_checkpoint_round_trip_rebuilds_the_same_model(tmp_path, kind):
     torch.manual_seed(0)
-    model = gm.VAE(latent_dim=7, arch="conv", channels=8) if kind == "vae" else gm.GAN(latent_dim=5, arch="dcgan", channels=8, minibatch_kernels=2)
+    model = (
+        gm.VAE(latent_dim=7, arch="conv", channels=8)
+        if kind == "vae"
+        else gm.GAN(latent_dim=5, arch="dcgan", channels=8, minibatch_kernels=2)
+    )
     gm.save_checkpoint(tmp_path / "m.pt", model, step=3)
     loaded = gm.load_checkpoint(tmp_path / "m.pt")
     assert type(loaded) is type(model) and loaded.config == model.config
@@ -231,14 +250,27 @@ def test_loading_into_a_model_of_another_shape_names_both_shapes(tmp_path):
 
 
 def test_resuming_with_another_model_config_is_refused(tmp_path):
-    gm.train_vae(gm.VAE(latent_dim=3, hidden_dim=8), tiny(32), num_epochs=1, batch_size=32,
-                 checkpoint=tmp_path / "c.pt", progress=False)
+    gm.train_vae(
+        gm.VAE(latent_dim=3, hidden_dim=8),
+        tiny(32),
+        num_epochs=1,
+        batch_size=32,
+        checkpoint=tmp_path / "c.pt",
+        progress=False,
+    )
     with pytest.raises(gm.CheckpointError, match="latent_dim': 3"):
-        gm.train_vae(gm.VAE(latent_dim=4, hidden_dim=8), tiny(32), num_epochs=2, batch_size=32,
-                     checkpoint=tmp_path / "c.pt", progress=False)
+        gm.train_vae(
+            gm.VAE(latent_dim=4, hidden_dim=8),
+            tiny(32),
+            num_epochs=2,
+            batch_size=32,
+            checkpoint=tmp_path / "c.pt",
+            progress=False,
+        )
 
 
 # --- failures are reported clearly -----------------------------------------------------------------
+
 
 def test_a_nan_loss_stops_training_naming_the_step_and_the_last_good_checkpoint(tmp_path, monkeypatch):
     original = gm.VAE.elbo
@@ -253,12 +285,20 @@ def test_a_nan_loss_stops_training_naming_the_step_and_the_last_good_checkpoint(
 
     monkeypatch.setattr(gm.VAE, "elbo", poisoned)
     with pytest.raises(gm.TrainingDiverged, match=r"step 5.*Last good checkpoint: .*c\.pt \(step 3\)"):
-        gm.train_vae(gm.VAE(latent_dim=2, hidden_dim=8), tiny(), num_epochs=3, batch_size=32,
-                     checkpoint=tmp_path / "c.pt", progress=False)
+        gm.train_vae(
+            gm.VAE(latent_dim=2, hidden_dim=8),
+            tiny(),
+            num_epochs=3,
+            batch_size=32,
+            checkpoint=tmp_path / "c.pt",
+            progress=False,
+        )
     assert gm.read_checkpoint(tmp_path / "c.pt")["step"] == 3  # the good checkpoint is kept
 
 
-@pytest.mark.parametrize("field,value", [("num_epochs", 0), ("batch_size", -1), ("lr", 0.0), ("pixels", "grey"), ("num_epochs", 1.5)])
+@pytest.mark.parametrize(
+    "field,value", [("num_epochs", 0), ("batch_size", -1), ("lr", 0.0), ("pixels", "grey"), ("num_epochs", 1.5)]
+)
 def test_bad_training_settings_are_rejected(field, value):
     with pytest.raises(ValueError, match=field):
         gm.TrainConfig(**{field: value})
@@ -300,6 +340,7 @@ def test_compile_path_trains_and_matches_eager(tmp_path):
 
 # --- a discriminator that wins outright is reported ------------------------------------------------
 
+
 def test_saturated_steps_counts_and_finds_the_longest_run():
     assert loops.saturated_steps([0.5, 0.001, 0.002, 0.3, 0.0, 0.0, 0.0]) == (5, 3)
     assert loops.saturated_steps([]) == (0, 0)
@@ -329,5 +370,7 @@ def test_a_discriminator_that_wins_outright_is_reported_and_the_saturating_gradi
 
 def test_a_healthy_gan_run_reports_no_saturation():
     gm.seed_everything(0)
-    h = gm.train_gan(gm.GAN(latent_dim=8, arch="mlp", hidden_dim=16), tiny(64), num_epochs=1, batch_size=8, progress=False)
+    h = gm.train_gan(
+        gm.GAN(latent_dim=8, arch="mlp", hidden_dim=16), tiny(64), num_epochs=1, batch_size=8, progress=False
+    )
     assert h.events == [] and h.epochs["saturated_steps"] == [0.0]

@@ -4,6 +4,7 @@ The sharpness tests compute the Laplacian and the blur independently (scipy.ndim
 trains both models for one epoch on a few hundred digits and checks that every field is present and in
 a sane range, and that the table shows each number.
 """
+
 import math
 
 import numpy as np
@@ -34,8 +35,8 @@ def test_uint8_and_float_agree_and_constant_interior_is_zero():
     x = digits(8)
     assert laplacian_energy(x) == pytest.approx(laplacian_energy(x.float().div(255).unsqueeze(1)), rel=1e-6)
     flat = torch.zeros(1, 1, 28, 28)
-    flat[..., 10:18, 10:18] = 0.5   # a flat square: Laplacian only along its edges
-    per_pixel = torch.nn.functional.conv2d(flat, torch.tensor([[[[0., 1, 0], [1, -4, 1], [0, 1, 0]]]]), padding=1)
+    flat[..., 10:18, 10:18] = 0.5  # a flat square: Laplacian only along its edges
+    per_pixel = torch.nn.functional.conv2d(flat, torch.tensor([[[[0.0, 1, 0], [1, -4, 1], [0, 1, 0]]]]), padding=1)
     assert per_pixel[..., 12:16, 12:16].abs().max() == 0
     with pytest.raises(ValueError):
         laplacian_energy(torch.full((1, 1, 28, 28), 1.5))
@@ -43,7 +44,7 @@ def test_uint8_and_float_agree_and_constant_interior_is_zero():
 
 @pytest.mark.parametrize("sigma", [0.5, 1.0, 2.0])
 def test_blur_lowers_sharpness_and_noise_raises_it(sigma):
-    x = digits(64).float().div(255)                                   # (64, 28, 28)
+    x = digits(64).float().div(255)  # (64, 28, 28)
     blurred = torch.from_numpy(np.stack([ndimage.gaussian_filter(img.numpy(), sigma, mode="constant") for img in x]))
     assert laplacian_energy(blurred.clamp(0, 1)) < 0.9 * laplacian_energy(x)
     noisy = (x + 0.2 * torch.randn(x.shape, generator=torch.Generator().manual_seed(1))).clamp(0, 1)
@@ -52,8 +53,14 @@ def test_blur_lowers_sharpness_and_noise_raises_it(sigma):
 
 def test_more_blur_ranks_lower():
     x = digits(32).float().div(255)
-    values = [laplacian_energy(torch.from_numpy(np.stack([ndimage.gaussian_filter(img.numpy(), s, mode="constant") for img in x])).clamp(0, 1))
-              for s in (0.5, 1.0, 1.5, 2.5)]
+    values = [
+        laplacian_energy(
+            torch.from_numpy(np.stack([ndimage.gaussian_filter(img.numpy(), s, mode="constant") for img in x])).clamp(
+                0, 1
+            )
+        )
+        for s in (0.5, 1.0, 1.5, 2.5)
+    ]
     assert all(a > b for a, b in zip(values, values[1:])), values
 
 
@@ -61,8 +68,9 @@ def test_more_blur_ranks_lower():
 def tiny_result():
     train, _ = gm.load_mnist("train", verbose=False, download=False)
     test, _ = gm.load_mnist("test", verbose=False, download=False)
-    return compare_vae_gan(train[:256], test[:300], num_epochs=1, batch_size=64, seed=0, device="cpu",
-                           n_samples=200, vae_arch="conv")
+    return compare_vae_gan(
+        train[:256], test[:300], num_epochs=1, batch_size=64, seed=0, device="cpu", n_samples=200, vae_arch="conv"
+    )
 
 
 def test_tiny_compare_run_has_every_field_in_range(tiny_result):
@@ -81,12 +89,12 @@ def test_tiny_compare_run_has_every_field_in_range(tiny_result):
     assert r["real"]["classes_covered"] == 10
     assert 0 < r["test_sharpness"] < 1
     v, g = r["vae"], r["gan"]
-    assert 50 < v["test_nelbo"] < 600                                   # nats per binarized digit
+    assert 50 < v["test_nelbo"] < 600  # nats per binarized digit
     assert g["test_nelbo"] is None and g["likelihood"] == "not available: no likelihood"
     for m in (v, g):
         assert m["seconds_per_epoch"] > 0 and m["seconds_total"] >= m["seconds_per_epoch"] * 0.5
         assert m["last_epoch_loss_std"] >= 0 and m["parameters"] > 0
-    assert 0 <= g["saturated_steps"] <= g["generator_steps"] == 4     # 256 / 64 generator steps
+    assert 0 <= g["saturated_steps"] <= g["generator_steps"] == 4  # 256 / 64 generator steps
     assert 0 <= g["d_real"] <= 1 and 0 <= g["d_fake"] <= 1
     assert set(r["models"]) == {"vae", "gan"} and r["samples"]["vae"].shape == (200, 1, 28, 28)
 

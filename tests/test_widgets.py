@@ -5,6 +5,7 @@ numbers as ``evaluate_vae``); the static widget's nested Stacks are checked to h
 frame of the control values that position stands for, and to be jslinked to the controls' ``index``, which
 is what makes the published page switch pictures without a kernel.
 """
+
 import base64
 import io
 import itertools
@@ -69,6 +70,7 @@ def view_text(view):
 
 # --- pieces ----------------------------------------------------------------------------------------
 
+
 def test_mode_comes_from_the_argument_or_the_environment(monkeypatch):
     monkeypatch.delenv("GENMODELS_WIDGETS", raising=False)
     assert widgets.resolve_mode() == "live"
@@ -99,17 +101,21 @@ def test_controls_validate_their_options():
 
 # --- the explorer: one render function, two modes --------------------------------------------------
 
+
 def toy_render(calls):
     def render(a, b):
         calls.append((a, b))
         return widgets.Frame([widgets.Panel(f"{a}{b}", f"{a}-{b}".encode())], f"a={a} b={b}")
+
     return render
 
 
 def test_static_explorer_renders_every_combination_into_linked_stacks():
     calls = []
-    controls = [widgets.Control("a", "A", (("one", 1), ("two", 2), ("three", 3)), index=1),
-                widgets.Control("b", "B", (("x", "x"), ("y", "y")), kind="toggle")]
+    controls = [
+        widgets.Control("a", "A", (("one", 1), ("two", 2), ("three", 3)), index=1),
+        widgets.Control("b", "B", (("x", "x"), ("y", "y")), kind="toggle"),
+    ]
     e = widgets.Explorer(controls, toy_render(calls), mode="static", name="toy")
     assert sorted(calls) == sorted(itertools.product((1, 2, 3), ("x", "y")))
     outer = e.widget.children[-1]
@@ -128,7 +134,11 @@ def test_static_explorer_renders_every_combination_into_linked_stacks():
 
 
 def test_static_widget_state_serializes_with_stacks_and_links():
-    e = widgets.Explorer([widgets.Control("a", "A", (("1", 1), ("2", 2)))], lambda a: widgets.Frame([widgets.Panel("p", bytes([a]))]), mode="static")
+    e = widgets.Explorer(
+        [widgets.Control("a", "A", (("1", 1), ("2", 2)))],
+        lambda a: widgets.Frame([widgets.Panel("p", bytes([a]))]),
+        mode="static",
+    )
     state = ipywidgets.Widget.get_manager_state(widgets=None)["state"]
     names = {m["model_name"] for m in state.values()}
     assert {"StackModel", "LinkModel", "SelectionSliderModel", "HTMLModel"} <= names
@@ -139,7 +149,10 @@ def test_static_widget_state_serializes_with_stacks_and_links():
 
 def test_live_explorer_renders_once_then_on_every_move():
     calls = []
-    controls = [widgets.Control("a", "A", (("one", 1), ("two", 2))), widgets.Control("b", "B", (("x", "x"), ("y", "y")))]
+    controls = [
+        widgets.Control("a", "A", (("one", 1), ("two", 2))),
+        widgets.Control("b", "B", (("x", "x"), ("y", "y"))),
+    ]
     e = widgets.Explorer(controls, toy_render(calls), mode="live")
     assert calls == [(1, "x")] and not e.links
     e.controls["b"].index = 1
@@ -149,6 +162,7 @@ def test_live_explorer_renders_once_then_on_every_move():
 
 
 # --- the four widgets ------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("mode", ["live", "static"])
 def test_vae_latent_size_explorer_shows_the_models_own_samples_and_bound(mode, vaes, mnist_test):
@@ -212,7 +226,9 @@ def test_gan_interpolation_offers_both_paths_and_reports_the_norms(gans):
     views = leaves(e.widget.children[-1])
     assert len(views) == 2 * 2 * 5
     z = torch.randn(2, 8, generator=torch.Generator().manual_seed(0))  # noise pair 1
-    for view, (path, t) in zip(views[:10], itertools.product(("linear", "spherical"), torch.linspace(0, 1, 5).tolist())):
+    for view, (path, t) in zip(
+        views[:10], itertools.product(("linear", "spherical"), torch.linspace(0, 1, 5).tolist())
+    ):
         z_t = gm.latent_space.interpolate(z[0], z[1], t, path=path)
         assert f"‖z_t‖ = <b>{z_t.norm():.2f}</b>" in view_text(view)
         assert view_images(view)[0] == widgets.png(gans[8].sample(z=z_t), scale=4)
@@ -260,17 +276,21 @@ def test_training_panel_in_the_static_book_is_disabled_and_says_why():
 
 # --- the chapters store the static widgets -----------------------------------------------------------
 
+
 def widget_state(notebook):
     nb = json.loads((ROOT / notebook).read_text())
     return nb["metadata"].get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {}).get("state", {})
 
 
-@pytest.mark.parametrize("notebook,name", [("book/vae/vae-mnist.ipynb", "gm-latent-size"),
-                                           ("book/gan/dcgan-mnist.ipynb", "gm-latent-size")])
+@pytest.mark.parametrize(
+    "notebook,name", [("book/vae/vae-mnist.ipynb", "gm-latent-size"), ("book/gan/dcgan-mnist.ipynb", "gm-latent-size")]
+)
 def test_chapters_embed_a_static_latent_size_explorer(notebook, name):
     state = widget_state(notebook)
     boxes = [m for m in state.values() if name in m["state"].get("_dom_classes", [])]
     assert boxes, f"{notebook} stores no {name} widget: run `make notebooks NOTEBOOKS={notebook}`"
     links = [m["state"] for m in state.values() if m["model_name"] == "LinkModel"]
     stacks = {k for k, m in state.items() if m["model_name"] == "StackModel"}
-    assert any(link["target"][0].removeprefix("IPY_MODEL_") in stacks and link["source"][1] == "index" for link in links)
+    assert any(
+        link["target"][0].removeprefix("IPY_MODEL_") in stacks and link["source"][1] == "index" for link in links
+    )

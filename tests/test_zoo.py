@@ -6,6 +6,7 @@ config against the spec, the VAEs' test bounds evaluated now (never the manifest
 the independent-pixel Bernoulli baseline and against each other, and a GAN's Fréchet classifier distance
 against an untrained generator's.
 """
+
 import hashlib
 import json
 import re
@@ -49,6 +50,7 @@ def flip_a_byte(path):
 
 
 # --- the shipped set ---------------------------------------------------------------------------------
+
 
 def test_shipped_manifest_lists_every_model_with_its_true_hash_and_size():
     models = zoo.read_manifest(zoo.SHIPPED_DIR)
@@ -135,11 +137,15 @@ def test_a_shipped_gan_is_much_closer_to_the_digits_than_an_untrained_one(subset
 def test_load_returns_an_eval_mode_model_with_its_manifest_entry():
     model = zoo.load("vae-d8", train_if_missing=False)
     assert isinstance(model, gm.VAE) and model.latent_dim == 8 and not model.training
-    assert model.zoo_info["name"] == "vae-d8" and model.zoo_info["sha256"] == zoo.read_manifest(zoo.SHIPPED_DIR)["vae-d8"]["sha256"]
+    assert (
+        model.zoo_info["name"] == "vae-d8"
+        and model.zoo_info["sha256"] == zoo.read_manifest(zoo.SHIPPED_DIR)["vae-d8"]["sha256"]
+    )
     assert next(model.parameters()).dtype == torch.float32
 
 
 # --- verification and errors ------------------------------------------------------------------------
+
 
 def test_a_shipped_file_that_fails_its_hash_is_refused_and_the_advice_works(tmp_path, monkeypatch, subset):
     shipped = tmp_path / "shipped"
@@ -177,7 +183,7 @@ def test_a_cached_file_that_fails_its_hash_names_the_command_that_remakes_it(iso
     command = re.search(r"`(python -m genmodels zoo train [^`]*)`", message).group(1)
     args = cli.build_parser().parse_args(shlex.split(command)[3:])
     assert args.command == "zoo" and args.action == "train" and args.only == ["vae-d2"] and args.budget == "quick"
-    assert args.out is None and path.parent == zoo.cache_dir()   # `zoo train` writes to the cache by default
+    assert args.out is None and path.parent == zoo.cache_dir()  # `zoo train` writes to the cache by default
 
     # The advice works: without the file, loading trains the model anew and the manifest matches it.
     path.unlink()
@@ -206,6 +212,7 @@ def test_missing_without_training_names_the_command(isolated):
 
 # --- training what is missing -------------------------------------------------------------------------
 
+
 def test_a_missing_model_is_trained_into_the_cache_once_and_then_loaded(isolated, subset, monkeypatch):
     train, test = subset
     model = zoo.load("vae-d2", data=tiny(train), test_data=tiny(test), progress=False)
@@ -232,11 +239,28 @@ def test_a_missing_model_is_trained_into_the_cache_once_and_then_loaded(isolated
 def test_training_a_gan_writes_its_numbers_and_retraining_replaces_the_old_file(isolated, subset):
     train, test = subset
     out = isolated / "out"
-    first = zoo.train(["gan-d2"], out_dir=out, budget="quick", device="cpu", progress=False,
-                      data=tiny(train, 128), test_data=tiny(test, 128), content_addressed=True)["gan-d2"]
+    first = zoo.train(
+        ["gan-d2"],
+        out_dir=out,
+        budget="quick",
+        device="cpu",
+        progress=False,
+        data=tiny(train, 128),
+        test_data=tiny(test, 128),
+        content_addressed=True,
+    )["gan-d2"]
     assert first["metrics"]["fcd_images"] == 128 and 0 <= first["metrics"]["classes_covered"] <= 10
-    second = zoo.train(["gan-d2"], out_dir=out, budget="quick", device="cpu", progress=False,
-                       data=tiny(train, 128), test_data=tiny(test, 128), seed=1, content_addressed=True)["gan-d2"]
+    second = zoo.train(
+        ["gan-d2"],
+        out_dir=out,
+        budget="quick",
+        device="cpu",
+        progress=False,
+        data=tiny(train, 128),
+        test_data=tiny(test, 128),
+        seed=1,
+        content_addressed=True,
+    )["gan-d2"]
     assert second["sha256"] != first["sha256"]
     assert files(out) == sorted(["manifest.json", second["file"]])
     found = zoo.find("gan-d2", folders=[out])

@@ -20,6 +20,7 @@ After changing the repository in ``_config.yml``::
 Only the block and the badge are rewritten; every other line, cell, output and metadata entry stays
 as it was (notebooks are read and written with ``nbformat``, version 4).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,7 +34,7 @@ from typing import Optional, Sequence
 
 CONFIG_FILE = "_config.yml"
 BOOK_DIR = "book"
-BADGE_IMAGE = "book/figures/colab-badge.svg"   # relative to the book root
+BADGE_IMAGE = "book/figures/colab-badge.svg"  # relative to the book root
 BADGE_ALT = "Open in Colab"
 NBVAL_IGNORE = "# NBVAL_IGNORE_OUTPUT"
 BLOCK_START = "# --- Colab setup: written from _config.yml by `python tools/colab.py sync`; edit it there ---"
@@ -111,9 +112,12 @@ def read_repository(root: Path | str = ".") -> Repository:
         raise KeyError(f"{CONFIG_FILE} sets no `repository: url:`")
     if not launch.get("colab_url"):
         raise KeyError(f"{CONFIG_FILE} sets no `launch_buttons: colab_url:`")
-    return Repository(url=str(repository["url"]), branch=str(repository.get("branch") or "main"),
-                      path_to_book=str(repository.get("path_to_book") or "").strip("/"),
-                      colab_url=str(launch["colab_url"]).rstrip("/"))
+    return Repository(
+        url=str(repository["url"]),
+        branch=str(repository.get("branch") or "main"),
+        path_to_book=str(repository.get("path_to_book") or "").strip("/"),
+        colab_url=str(launch["colab_url"]).rstrip("/"),
+    )
 
 
 def setup_block(repo: Repository) -> str:
@@ -199,8 +203,9 @@ def _with_block(source: str, block: str) -> str:
     """A setup cell's source with ``block`` right after its first line, replacing an earlier copy."""
     first, _, rest = source.partition("\n")
     if first.strip() != NBVAL_IGNORE:
-        raise ValueError(f"the setup cell must start with {NBVAL_IGNORE!r} (its output differs on Colab), "
-                         f"found {first!r}")
+        raise ValueError(
+            f"the setup cell must start with {NBVAL_IGNORE!r} (its output differs on Colab), found {first!r}"
+        )
     start = rest.find(BLOCK_START)
     if start != -1:
         end = rest.find(BLOCK_END, start)
@@ -243,8 +248,10 @@ def sync_notebook(nb, repo: Repository, notebook: Path | str) -> bool:
     if code is None or markdown is None:
         raise ValueError(f"{notebook}: a chapter needs a title cell and a setup cell")
     changed = False
-    for cell, new in ((code, _with_block(code.source, setup_block(repo))),
-                      (markdown, _with_badge(markdown.source, badge(repo, notebook)))):
+    for cell, new in (
+        (code, _with_block(code.source, setup_block(repo))),
+        (markdown, _with_badge(markdown.source, badge(repo, notebook))),
+    ):
         if cell.source != new:
             cell.source = new
             changed = True
@@ -283,8 +290,11 @@ def sync(root: Path | str = ".", *, check: bool = False) -> list[Path]:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """``python tools/colab.py {sync,check} [--root DIR]``; returns the exit status."""
     parser = argparse.ArgumentParser(prog="python tools/colab.py", description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["sync", "check"],
-                        help="sync: rewrite the notebooks from _config.yml; check: fail if one differs")
+    parser.add_argument(
+        "command",
+        choices=["sync", "check"],
+        help="sync: rewrite the notebooks from _config.yml; check: fail if one differs",
+    )
     parser.add_argument("--root", default=".", help="the book root, holding _config.yml (default: .)")
     args = parser.parse_args(argv)
     root = Path(args.root)

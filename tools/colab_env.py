@@ -25,6 +25,7 @@ This script builds that in ``.venv-colab/`` and runs three notebooks in it:
 Usage: ``python tools/colab_env.py [--fresh] [--venv DIR] [notebook ...]``; exit status 1 on any failure.
 The execution step re-runs this file with the environment's python (``--execute``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -130,12 +131,15 @@ def build_environment(env_dir: Path, fresh: bool) -> Path:
 
 def install_package(python: Path) -> str:
     """``pip install "genmodels @ git+file://<repo>@<HEAD's commit>"``, as the Colab cell does; returns the URL."""
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, check=True, capture_output=True,
-                            text=True).stdout.strip()
-    branch = subprocess.run(["git", "rev-parse", "--abbrev-ref", "HEAD"], cwd=ROOT, check=True,
-                            capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, check=True,
-                           capture_output=True, text=True).stdout.strip()
+    commit = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=ROOT, check=True, capture_output=True, text=True
+    ).stdout.strip()
+    branch = subprocess.run(
+        ["git", "rev-parse", "--abbrev-ref", "HEAD"], cwd=ROOT, check=True, capture_output=True, text=True
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, check=True, capture_output=True, text=True
+    ).stdout.strip()
     say(f"installing the COMMITTED state: commit {commit[:12]} (branch {branch})")
     if dirty:
         say("note: the work tree has uncommitted changes; they are NOT installed, hence not tested")
@@ -154,8 +158,9 @@ def versions(python: Path) -> dict:
         "  'torchvision': importlib.util.find_spec('torchvision') is not None}))\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    out = subprocess.run([str(python), "-c", code], cwd=tempfile.gettempdir(), env=env, check=True,
-                         capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [str(python), "-c", code], cwd=tempfile.gettempdir(), env=env, check=True, capture_output=True, text=True
+    ).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -218,19 +223,23 @@ def execute(notebooks, kernel: str, workdir: Path) -> int:
         start = time.perf_counter()
         say(f"executing a copy of {relative} ...")
         try:
-            nbclient.NotebookClient(nb, kernel_name=kernel, timeout=CELL_TIMEOUT_S,
-                                    resources={"metadata": {"path": str(copy.parent)}}).execute()
+            nbclient.NotebookClient(
+                nb, kernel_name=kernel, timeout=CELL_TIMEOUT_S, resources={"metadata": {"path": str(copy.parent)}}
+            ).execute()
         except CellExecutionError as err:
             failed += 1
             say(f"{relative}: FAILED after {time.perf_counter() - start:.1f} s\n{err}")
             continue
         finally:
             nbformat.write(nb, copy)
-        widgets = len(nb.metadata.get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {})
-                      .get("state", {}))
+        widgets = len(
+            nb.metadata.get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {}).get("state", {})
+        )
         last = "".join(o.get("text", "") for o in nb.cells[-1].get("outputs", [])).strip()
-        say(f"{relative}: {len(nb.cells)} cells ran without error in {time.perf_counter() - start:.1f} s "
-            f"({widgets} widget models); {last}")
+        say(
+            f"{relative}: {len(nb.cells)} cells ran without error in {time.perf_counter() - start:.1f} s "
+            f"({widgets} widget models); {last}"
+        )
     return 1 if failed else 0
 
 
@@ -260,19 +269,35 @@ def main(argv=None) -> int:
     total = time.perf_counter()
     env_dir = Path(args.venv).resolve()
     try:
-        with Step(f"environment {env_dir.name}/ ({IPYWIDGETS}, {IPYKERNEL}, "
-                  f"{' '.join(requirement_pins(FROM_REQUIREMENTS))}, no torchvision)"):
+        with Step(
+            f"environment {env_dir.name}/ ({IPYWIDGETS}, {IPYKERNEL}, "
+            f"{' '.join(requirement_pins(FROM_REQUIREMENTS))}, no torchvision)"
+        ):
             python = build_environment(env_dir, args.fresh)
         with Step("install genmodels through pip's git+file:// URL (as the Colab setup cell does)"):
             url = install_package(python)
-            say(f"pip install \"{url}\"")
+            say(f'pip install "{url}"')
         with Step(f"register the kernel {KERNEL!r} in the environment"):
-            run([python, "-m", "ipykernel", "install", "--sys-prefix", "--name", KERNEL,
-                 "--display-name", "Python (genmodels, Colab-like)"], stdout=subprocess.DEVNULL)
+            run(
+                [
+                    python,
+                    "-m",
+                    "ipykernel",
+                    "install",
+                    "--sys-prefix",
+                    "--name",
+                    KERNEL,
+                    "--display-name",
+                    "Python (genmodels, Colab-like)",
+                ],
+                stdout=subprocess.DEVNULL,
+            )
         found = versions(python)
-        say(f"versions: python {found['python']}, torch {found['torch']}, ipywidgets {found['ipywidgets']}, "
+        say(
+            f"versions: python {found['python']}, torch {found['torch']}, ipywidgets {found['ipywidgets']}, "
             f"matplotlib {found['matplotlib']}, genmodels {found['genmodels']} "
-            f"(from {Path(found['genmodels_file']).parent})")
+            f"(from {Path(found['genmodels_file']).parent})"
+        )
         if found["torchvision"]:
             raise Failed("torchvision is installed in the environment; the Colab-like run must go without it")
         if not found["ipywidgets"].startswith("7.7."):

@@ -5,6 +5,7 @@ with ``filename=None``, once with ``''``), so every page declared sphinx-thebe's
 twice and the browser threw ``Identifier 'THEBE_JS_URL' has already been declared`` on every page.
 jupyter-book 1 pins ``sphinx~=7.0``, so the fix lives here: drop the repeats before the page is written.
 """
+
 from __future__ import annotations
 
 

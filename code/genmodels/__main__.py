@@ -1,4 +1,5 @@
 """``python -m genmodels ...``: the command line, :mod:`genmodels.app.cli`."""
+
 import sys
 
 from .app.cli import main

@@ -14,6 +14,7 @@ says nothing about which codes to decode when generating.
 The decoder is the VAE's :class:`~genmodels.vae.MLPDecoder`; the encoder is the same MLP with a single
 head of ``latent_dim`` outputs.
 """
+
 from __future__ import annotations
 
 import torch

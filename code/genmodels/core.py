@@ -3,6 +3,7 @@ user can act on, an ``eval_mode`` context, and the base class of the book's conf
 
 Nothing here imports another module of :mod:`genmodels`.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -75,7 +76,9 @@ def pick_device(device: DeviceLike = None) -> torch.device:
                 f"(torch {torch.__version__}); use --device cpu, or 'auto' to pick the best available"
             )
         if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise UserError(f"device {device!r} does not exist: this machine has {torch.cuda.device_count()} CUDA device(s)")
+            raise UserError(
+                f"device {device!r} does not exist: this machine has {torch.cuda.device_count()} CUDA device(s)"
+            )
     elif dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise UserError(f"device {device!r} was asked for but MPS is not available; use --device cpu or 'auto'")
     elif dev.type not in ("cpu", "cuda", "mps"):
@@ -129,19 +132,26 @@ def eval_mode(*modules: nn.Module) -> Iterator[None]:
 
 
 def latent_codes(
-    n: Optional[int], z: Optional[torch.Tensor], latent_dim: int, device: torch.device,
+    n: Optional[int],
+    z: Optional[torch.Tensor],
+    latent_dim: int,
+    device: torch.device,
     generator: Optional[torch.Generator] = None,
 ) -> torch.Tensor:
     r"""The codes to decode, ``[m, latent_dim]`` on ``device``: the given ``z`` (checked against
     ``latent_dim``), or ``n`` draws from :math:`\mathcal N(0, I)`. Exactly one of ``n`` and ``z``."""
     if (n is None) == (z is None):
-        raise UserError(f"give exactly one of n (how many codes to draw) and z (the codes), got n={n!r} and "
-                        f"z={'None' if z is None else list(z.shape)}")
+        raise UserError(
+            f"give exactly one of n (how many codes to draw) and z (the codes), got n={n!r} and "
+            f"z={'None' if z is None else list(z.shape)}"
+        )
     if z is None:
         return torch.randn(check_int("n", n), latent_dim, device=device, generator=generator)
     if z.shape[-1] != latent_dim:
-        raise UserError(f"z has {z.shape[-1]} dimensions but the model has latent_dim={latent_dim}: "
-                        f"pass codes of shape [m, {latent_dim}]")
+        raise UserError(
+            f"z has {z.shape[-1]} dimensions but the model has latent_dim={latent_dim}: "
+            f"pass codes of shape [m, {latent_dim}]"
+        )
     return z.to(device)
 
 

@@ -5,6 +5,7 @@ Conventions: a diagonal Gaussian is given by its mean ``mu`` and its log-varianc
 dimensions and returned per datapoint, in nats. Nothing here calls ``sigmoid`` and then ``log``:
 likelihoods take logits, which keeps them finite for any input.
 """
+
 from __future__ import annotations
 
 import math
@@ -72,9 +73,7 @@ def gaussian_kl(
         raise UserError("give both mu_p and logvar_p, or neither (then the prior is N(0, I))")
     if mu_p is None:
         return 0.5 * (logvar.exp() + mu.pow(2) - 1.0 - logvar).sum(-1)
-    return 0.5 * (
-        logvar_p - logvar + (logvar - logvar_p).exp() + (mu - mu_p).pow(2) * (-logvar_p).exp() - 1.0
-    ).sum(-1)
+    return 0.5 * (logvar_p - logvar + (logvar - logvar_p).exp() + (mu - mu_p).pow(2) * (-logvar_p).exp() - 1.0).sum(-1)
 
 
 def reparameterize(

@@ -31,6 +31,7 @@ caller can average ``n`` of them (the ``n``-sample estimator) and measure how it
 parameter of the encoder; :func:`gradient_stats` and :func:`variance_by_samples` measure the mean and
 the variance of any such estimator over independent repeats.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

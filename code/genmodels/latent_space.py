@@ -15,6 +15,7 @@ r"""Looking at a trained VAE through its latent space.
 
 Nothing here trains or changes the model; every function runs under ``torch.no_grad()``.
 """
+
 from __future__ import annotations
 
 from typing import Optional, Tuple
@@ -115,7 +116,9 @@ def active_units(
 
 
 @torch.no_grad()
-def kl_per_dimension(vae: VAE, images: torch.Tensor, *, pixels: str = "dynamic", batch_size: int = 1000) -> torch.Tensor:
+def kl_per_dimension(
+    vae: VAE, images: torch.Tensor, *, pixels: str = "dynamic", batch_size: int = 1000
+) -> torch.Tensor:
     r"""The KL term of the ELBO split over the latent dimensions and averaged over the images, ``[latent_dim]``.
 
     .. math::

@@ -1,6 +1,7 @@
 """The linear-Gaussian latent model (probabilistic PCA): marginal likelihood and posterior exact,
 so an ELBO or an importance-weighted bound can be compared with log p(x) itself.
 """
+
 from __future__ import annotations
 
 import math

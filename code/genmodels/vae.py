@@ -6,6 +6,7 @@ with :math:`a = \text{decoder}(z)` the logits; inference model
 log-variance, an unconstrained real number, so :math:`\sigma^2 = \exp(\log\sigma^2)` is positive
 without clamping and :math:`\log\sigma^2` never has to be computed from a :math:`\sigma` that could reach 0.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -218,8 +219,13 @@ class VAE(ConfiguredModel):
             z = D.reparameterize(mu, logvar, n_samples=n)  # (n, B, D)
             logits = self.decode(z).float()  # (n, B, 1, 28, 28)
             z, mu32, logvar32 = z.float(), mu.float(), logvar.float()
-            parts.append((D.bernoulli_log_likelihood(logits, x), D.standard_normal_log_prob(z),
-                          D.gaussian_log_prob(z, mu32, logvar32)))
+            parts.append(
+                (
+                    D.bernoulli_log_likelihood(logits, x),
+                    D.standard_normal_log_prob(z),
+                    D.gaussian_log_prob(z, mu32, logvar32),
+                )
+            )
         return D.iwae_bound(*(torch.cat(terms) for terms in zip(*parts)))  # (B,)
 
     # --- using the model -------------------------------------------------------------------

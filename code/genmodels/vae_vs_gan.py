@@ -23,6 +23,7 @@ images with the same batch size and seed, then measures both on quantities eithe
 :func:`format_comparison_table` renders the result as text or Markdown; :func:`write_comparison_table`
 writes it to a file.
 """
+
 from __future__ import annotations
 
 import math
@@ -240,7 +241,10 @@ def compare_vae_gan(
         "events": list(gan_history.events),
     }
 
-    real_result = {"model": "real training digits (reference)", **_set_metrics(real.float().div(255).unsqueeze(1), reference, classifier)}
+    real_result = {
+        "model": "real training digits (reference)",
+        **_set_metrics(real.float().div(255).unsqueeze(1), reference, classifier),
+    }
     result: Dict[str, Any] = {
         "settings": {
             "num_epochs": num_epochs,
@@ -282,23 +286,62 @@ def format_comparison_table(result: Dict[str, Any], markdown: bool = False) -> s
     n, ts = s["n_samples"], result["test_sharpness"]
     rows = [
         ("parameters", f"{v['parameters']:,}", f"{g['parameters']:,} (G {g['parameters_generator']:,})", "—"),
-        (f"FCD to {n:,} test digits (lower is better)", _fmt(v["fcd"], ".2f"), _fmt(g["fcd"], ".2f"), _fmt(r["fcd"], ".2f")),
-        (f"sharpness, mean sq. Laplacian (test digits: {ts:.4f})", _fmt(v["sharpness"], ".4f"), _fmt(g["sharpness"], ".4f"), _fmt(r["sharpness"], ".4f")),
-        ("sharpness / test digits' value", _fmt(v["sharpness"] / ts, ".2f"), _fmt(g["sharpness"] / ts, ".2f"), _fmt(r["sharpness"] / ts, ".2f")),
-        ("classes with >= 2 % of samples (of 10)", str(v["classes_covered"]), str(g["classes_covered"]), str(r["classes_covered"])),
-        ("KL(class histogram || uniform), nats", _fmt(v["kl_to_uniform"], ".3f"), _fmt(g["kl_to_uniform"], ".3f"), _fmt(r["kl_to_uniform"], ".3f")),
+        (
+            f"FCD to {n:,} test digits (lower is better)",
+            _fmt(v["fcd"], ".2f"),
+            _fmt(g["fcd"], ".2f"),
+            _fmt(r["fcd"], ".2f"),
+        ),
+        (
+            f"sharpness, mean sq. Laplacian (test digits: {ts:.4f})",
+            _fmt(v["sharpness"], ".4f"),
+            _fmt(g["sharpness"], ".4f"),
+            _fmt(r["sharpness"], ".4f"),
+        ),
+        (
+            "sharpness / test digits' value",
+            _fmt(v["sharpness"] / ts, ".2f"),
+            _fmt(g["sharpness"] / ts, ".2f"),
+            _fmt(r["sharpness"] / ts, ".2f"),
+        ),
+        (
+            "classes with >= 2 % of samples (of 10)",
+            str(v["classes_covered"]),
+            str(g["classes_covered"]),
+            str(r["classes_covered"]),
+        ),
+        (
+            "KL(class histogram || uniform), nats",
+            _fmt(v["kl_to_uniform"], ".3f"),
+            _fmt(g["kl_to_uniform"], ".3f"),
+            _fmt(r["kl_to_uniform"], ".3f"),
+        ),
         ("test -ELBO, nats (binarized test digits)", _fmt(v["test_nelbo"], ".1f"), g["likelihood"], "—"),
-        (f"seconds per epoch ({s['device']})", _fmt(v["seconds_per_epoch"], ".2f"), _fmt(g["seconds_per_epoch"], ".2f"), "—"),
-        ("last epoch: loss mean ± std over steps",
-         f"{v['last_epoch_loss_mean']:.1f} ± {v['last_epoch_loss_std']:.1f} (-ELBO)",
-         f"G {g['last_epoch_loss_mean']:.2f} ± {g['last_epoch_loss_std']:.2f}, D {g['last_epoch_d_loss_mean']:.2f} ± {g['last_epoch_d_loss_std']:.2f}",
-         "—"),
-        ("generator steps with mean D(G(z)) < 0.01", "— (no discriminator)", f"{g['saturated_steps']} of {g['generator_steps']}", "—"),
+        (
+            f"seconds per epoch ({s['device']})",
+            _fmt(v["seconds_per_epoch"], ".2f"),
+            _fmt(g["seconds_per_epoch"], ".2f"),
+            "—",
+        ),
+        (
+            "last epoch: loss mean ± std over steps",
+            f"{v['last_epoch_loss_mean']:.1f} ± {v['last_epoch_loss_std']:.1f} (-ELBO)",
+            f"G {g['last_epoch_loss_mean']:.2f} ± {g['last_epoch_loss_std']:.2f}, D {g['last_epoch_d_loss_mean']:.2f} ± {g['last_epoch_d_loss_std']:.2f}",
+            "—",
+        ),
+        (
+            "generator steps with mean D(G(z)) < 0.01",
+            "— (no discriminator)",
+            f"{g['saturated_steps']} of {g['generator_steps']}",
+            "—",
+        ),
     ]
     header = ("quantity", "VAE", "GAN", "real digits")
-    title = (f"VAE vs DCGAN, {s['num_epochs']} epochs each, batch {s['batch_size']}, seed {s['seed']}, device {s['device']}, "
-             f"torch {s['torch']}; N = {n:,}. Train: {s['train_origin']}. Test: {s['test_origin']}. "
-             f"VAE: {v['model']}. GAN: {g['model']}. Real digits: {n:,} training digits.")
+    title = (
+        f"VAE vs DCGAN, {s['num_epochs']} epochs each, batch {s['batch_size']}, seed {s['seed']}, device {s['device']}, "
+        f"torch {s['torch']}; N = {n:,}. Train: {s['train_origin']}. Test: {s['test_origin']}. "
+        f"VAE: {v['model']}. GAN: {g['model']}. Real digits: {n:,} training digits."
+    )
     if markdown:
         lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(["---"] * 4) + " |"]
         lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]

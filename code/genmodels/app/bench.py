@@ -6,6 +6,7 @@ against the usual PyTorch pipeline (a map-style dataset that makes a PIL image p
 the data through the same trivial consumer, so the figures compare the cost of *delivering*
 batches, which is all a small MNIST model waits for.
 """
+
 from __future__ import annotations
 
 import statistics
@@ -174,6 +175,7 @@ def format_loader_table(result: dict) -> str:
 
 
 # --- training: the package's engine against the loop everyone writes ---------------------------------
+
 
 def _write_idx(path, array: np.ndarray) -> None:
     """Write a uint8 array as an IDX file (big-endian header: 0, 0, type 0x08, ndim, then the dims)."""
@@ -351,11 +353,22 @@ def compare_training(
     device = torch.device(device)
     n = len(train_images)
     peak, peak_dtype = matmul_peak(device)
-    result = {"num_images": n, "batch_size": batch_size, "device": str(device), "repeats": repeats,
-              "matmul_peak_flops": peak, "matmul_peak_dtype": peak_dtype, "models": {}}
+    result = {
+        "num_images": n,
+        "batch_size": batch_size,
+        "device": str(device),
+        "repeats": repeats,
+        "matmul_peak_flops": peak,
+        "matmul_peak_dtype": peak_dtype,
+        "models": {},
+    }
     tmp = tempfile.TemporaryDirectory(prefix="genmodels-bench-")
-    loader = torch.utils.data.DataLoader(_torchvision_dataset(train_images, tmp.name), batch_size=batch_size,
-                                         shuffle=True, pin_memory=device.type == "cuda")
+    loader = torch.utils.data.DataLoader(
+        _torchvision_dataset(train_images, tmp.name),
+        batch_size=batch_size,
+        shuffle=True,
+        pin_memory=device.type == "cuda",
+    )
     steps = len(loader)
     x_probe = (train_images[:batch_size].float() / 255).unsqueeze(1).to(device)
 
@@ -373,8 +386,17 @@ def compare_training(
                 if name == "vae":
                     if loop == "genmodels":
                         model = VAE(latent_dim=20, arch="mlp")
-                        h = T.train_vae(model, train_images, num_epochs=1, batch_size=batch_size, pixels="continuous",
-                                        device=str(device), seed=seed, progress=False, compile=compile)
+                        h = T.train_vae(
+                            model,
+                            train_images,
+                            num_epochs=1,
+                            batch_size=batch_size,
+                            pixels="continuous",
+                            device=str(device),
+                            seed=seed,
+                            progress=False,
+                            compile=compile,
+                        )
                         seconds = h.epochs["seconds"][0]
                     else:
                         model = ReferenceVAE().to(device)
@@ -386,8 +408,17 @@ def compare_training(
                 else:
                     if loop == "genmodels":
                         model = GAN(latent_dim=100, arch="dcgan")
-                        h = T.train_gan(model, train_images, num_epochs=1, batch_size=batch_size, pixels="continuous",
-                                        device=str(device), seed=seed, progress=False, compile=compile)
+                        h = T.train_gan(
+                            model,
+                            train_images,
+                            num_epochs=1,
+                            batch_size=batch_size,
+                            pixels="continuous",
+                            device=str(device),
+                            seed=seed,
+                            progress=False,
+                            compile=compile,
+                        )
                         seconds = h.epochs["seconds"][0]
                     else:
                         model = GAN(latent_dim=100, arch="dcgan").to(device)
@@ -395,8 +426,9 @@ def compare_training(
                         opt_d = torch.optim.Adam(model.discriminator.parameters(), lr=2e-4, betas=(0.5, 0.999))
                         opt_g = torch.optim.Adam(model.generator.parameters(), lr=2e-4, betas=(0.5, 0.999))
                         start = time.perf_counter()
-                        _reference_gan_epoch(model.generator, netD, loader, opt_d=opt_d, opt_g=opt_g,
-                                             latent_dim=100, device=device)
+                        _reference_gan_epoch(
+                            model.generator, netD, loader, opt_d=opt_d, opt_g=opt_g, latent_dim=100, device=device
+                        )
                         _sync(device)
                         seconds = time.perf_counter() - start
                 memory[loop] = max(memory[loop], _peak_memory(device))
@@ -430,15 +462,21 @@ def compare_training(
         entry = {"flops_per_epoch": flops["genmodels"] * steps, "num_images": n, "loops": {}}
         for loop in ("genmodels", "reference"):
             median = statistics.median(times[loop])
-            entry["loops"][loop] = {"epoch_s": times[loop], "median_epoch_s": median, "images_per_s": n / median,
-                                    "peak_memory_mib": memory[loop],
-                                    "flops_per_s": flops[loop] * steps / median}
+            entry["loops"][loop] = {
+                "epoch_s": times[loop],
+                "median_epoch_s": median,
+                "images_per_s": n / median,
+                "peak_memory_mib": memory[loop],
+                "flops_per_s": flops[loop] * steps / median,
+            }
         entry["ratios"] = [r / e for r, e in zip(times["reference"], times["genmodels"])]
         if name == "vae":
             test = test_images
             entry["test_nelbo"] = {
                 "genmodels": T.evaluate_vae(last["genmodels"], test, pixels="continuous")["nelbo"],
-                "reference": T.evaluate_vae(reference_to_genmodels(last["reference"]), test, pixels="continuous")["nelbo"],
+                "reference": T.evaluate_vae(reference_to_genmodels(last["reference"]), test, pixels="continuous")[
+                    "nelbo"
+                ],
             }
         result["models"][name] = entry
     tmp.cleanup()
@@ -457,17 +495,32 @@ def format_training_report(result: dict, *, data: str, markdown: bool = False) -
         for loop in ("genmodels", "reference"):
             e = entry["loops"][loop]
             nelbo = entry.get("test_nelbo", {}).get(loop)
-            rows.append([
-                MODEL_TITLES.get(name, name), "genmodels engine" if loop == "genmodels" else "reference loop",
-                f"{entry.get('num_images', result['num_images']):,}",
-                f"{e['median_epoch_s']:.3f} [{min(e['epoch_s']):.3f}–{max(e['epoch_s']):.3f}]",
-                f"{e['images_per_s']:,.0f}", f"{e['peak_memory_mib']:,.0f}",
-                f"{e['flops_per_s'] / 1e9:,.1f} ({100 * e['flops_per_s'] / peak:.1f}%)",
-                f"{nelbo:.2f}" if nelbo is not None else "—",
-                f"{statistics.median(ratios):.2f}× [{min(ratios):.2f}–{max(ratios):.2f}]" if loop == "genmodels" else "",
-            ])
-    head = ["model", "loop", "images", "epoch s, median [min–max]", "images/s", "peak mem MiB",
-            "GFLOP/s (% of peak)", "test −ELBO", "speed-up"]
+            rows.append(
+                [
+                    MODEL_TITLES.get(name, name),
+                    "genmodels engine" if loop == "genmodels" else "reference loop",
+                    f"{entry.get('num_images', result['num_images']):,}",
+                    f"{e['median_epoch_s']:.3f} [{min(e['epoch_s']):.3f}–{max(e['epoch_s']):.3f}]",
+                    f"{e['images_per_s']:,.0f}",
+                    f"{e['peak_memory_mib']:,.0f}",
+                    f"{e['flops_per_s'] / 1e9:,.1f} ({100 * e['flops_per_s'] / peak:.1f}%)",
+                    f"{nelbo:.2f}" if nelbo is not None else "—",
+                    f"{statistics.median(ratios):.2f}× [{min(ratios):.2f}–{max(ratios):.2f}]"
+                    if loop == "genmodels"
+                    else "",
+                ]
+            )
+    head = [
+        "model",
+        "loop",
+        "images",
+        "epoch s, median [min–max]",
+        "images/s",
+        "peak mem MiB",
+        "GFLOP/s (% of peak)",
+        "test −ELBO",
+        "speed-up",
+    ]
     mem = "peak GPU memory allocated" if result["device"].startswith("cuda") else "peak resident memory of the process"
     notes = [
         f"data: {data}; an epoch is one pass over the first 'images' training images; batch size "
@@ -478,8 +531,10 @@ def format_training_report(result: dict, *, data: str, markdown: bool = False) -
         "test −ELBO: nats per image on the test set (continuous pixels), after one epoch",
     ]
     if not result["device"].startswith("cuda"):
-        notes.append("on a CPU the matmul figure is a practical reference, not the hardware's peak: convolutions "
-                     "through oneDNN can run faster than torch's float32 matmul, hence shares above 100%")
+        notes.append(
+            "on a CPU the matmul figure is a practical reference, not the hardware's peak: convolutions "
+            "through oneDNN can run faster than torch's float32 matmul, hence shares above 100%"
+        )
     if markdown:
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         lines += ["| " + " | ".join(r) + " |" for r in rows]

@@ -1,4 +1,5 @@
 """Pictures: image grids for samples and reconstructions. matplotlib is imported only when drawing."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,7 +12,9 @@ from ..core import UserError
 __all__ = ["image_grid", "save_grid", "show_images"]
 
 
-def image_grid(images: torch.Tensor, *, nrow: Optional[int] = None, padding: int = 2, pad_value: float = 1.0) -> torch.Tensor:
+def image_grid(
+    images: torch.Tensor, *, nrow: Optional[int] = None, padding: int = 2, pad_value: float = 1.0
+) -> torch.Tensor:
     """Tile ``[N, 1, H, W]`` images (float in [0, 1] or uint8) into one ``[rows·(H+p)+p, nrow·(W+p)+p]`` float array.
 
     ``nrow`` defaults to the ceiling of the square root of N.
@@ -44,13 +47,17 @@ def save_grid(images: torch.Tensor, path: Union[str, Path], *, nrow: Optional[in
     return path
 
 
-def show_images(images: torch.Tensor, *, nrow: Optional[int] = None, title: Optional[str] = None, ax=None, size: float = 4.0):
+def show_images(
+    images: torch.Tensor, *, nrow: Optional[int] = None, title: Optional[str] = None, ax=None, size: float = 4.0
+):
     """Draw a grid of images with matplotlib; returns the axes."""
     import matplotlib.pyplot as plt
 
     if ax is None:
         _, ax = plt.subplots(figsize=(size, size))
-    ax.imshow(image_grid(images, nrow=nrow, pad_value=0.5).numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.imshow(
+        image_grid(images, nrow=nrow, pad_value=0.5).numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest"
+    )
     ax.set_axis_off()
     if title:
         ax.set_title(title)

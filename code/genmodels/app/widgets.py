@@ -23,6 +23,7 @@ their values to a :class:`Frame` (pictures and a line of text).
 ``mode="auto"`` reads ``GENMODELS_WIDGETS`` (``live`` unless set to ``static``; ``make notebooks`` sets it).
 Models come from :mod:`genmodels.zoo` by name unless passed in. ipywidgets is imported when a widget is built.
 """
+
 from __future__ import annotations
 
 import base64
@@ -139,10 +140,14 @@ def frame_html(frame: Frame) -> str:
     for panel in frame.panels:
         width = f' width="{panel.width}"' if panel.width else ""
         data = base64.b64encode(panel.png).decode("ascii")
-        figures.append(f'<figure style="margin:0 16px 4px 0"><figcaption><b>{panel.title}</b></figcaption>'
-                       f'<img class="gm-frame-image" alt="{panel.title}" src="data:image/png;base64,{data}"{width}></figure>')
-    return (f'<div style="display:flex;flex-wrap:wrap;align-items:flex-start">{"".join(figures)}</div>'
-            f'<div class="gm-frame-text">{frame.text}</div>')
+        figures.append(
+            f'<figure style="margin:0 16px 4px 0"><figcaption><b>{panel.title}</b></figcaption>'
+            f'<img class="gm-frame-image" alt="{panel.title}" src="data:image/png;base64,{data}"{width}></figure>'
+        )
+    return (
+        f'<div style="display:flex;flex-wrap:wrap;align-items:flex-start">{"".join(figures)}</div>'
+        f'<div class="gm-frame-text">{frame.text}</div>'
+    )
 
 
 class _View:
@@ -219,8 +224,13 @@ class Explorer:
         # No ``description``: the HTML widget manager of the static book typesets descriptions with the
         # MathJax 2 API, which the book's MathJax 3 does not have. The label is an HTML widget beside it.
         if c.kind == "slider":
-            return w.SelectionSlider(options=list(c.options), index=c.index, description="",
-                                     continuous_update=True, layout=w.Layout(width="360px"))
+            return w.SelectionSlider(
+                options=list(c.options),
+                index=c.index,
+                description="",
+                continuous_update=True,
+                layout=w.Layout(width="360px"),
+            )
         if c.kind == "toggle":
             return w.ToggleButtons(options=list(c.options), index=c.index, description="")
         return w.Dropdown(options=list(c.options), index=c.index, description="")
@@ -374,12 +384,20 @@ def latent_size_explorer(
         if latent_dim not in cache:
             cache[latent_dim] = evaluate_vae(vae, scored)
         m = cache[latent_dim]
-        text = (f"latent size <b>{latent_dim}</b>: test negative ELBO <b>{m['nelbo']:.1f}</b> nats per image = "
-                f"reconstruction {m['recon']:.1f} + KL {m['kl']:.1f} "
-                f"<span style='color:#666'>({origin if n_eval is None else f'the first {len(scored):,} of {origin}'})</span>")
-        return Frame([Panel("Samples from the prior, z ~ N(0, I)", png(samples, nrow=8)),
-                      Panel("Binarized test digits (top) and their reconstructions", png(torch.cat([x, recon.cpu()]), nrow=8))],
-                     text)
+        text = (
+            f"latent size <b>{latent_dim}</b>: test negative ELBO <b>{m['nelbo']:.1f}</b> nats per image = "
+            f"reconstruction {m['recon']:.1f} + KL {m['kl']:.1f} "
+            f"<span style='color:#666'>({origin if n_eval is None else f'the first {len(scored):,} of {origin}'})</span>"
+        )
+        return Frame(
+            [
+                Panel("Samples from the prior, z ~ N(0, I)", png(samples, nrow=8)),
+                Panel(
+                    "Binarized test digits (top) and their reconstructions", png(torch.cat([x, recon.cpu()]), nrow=8)
+                ),
+            ],
+            text,
+        )
 
     def gan_frame(latent_dim: int) -> Frame:
         gan = models_[latent_dim]
@@ -391,20 +409,29 @@ def latent_size_explorer(
 
                 cache[latent_dim] = zoo._evaluate_gan(gan, images[:500], device)
             metrics = cache[latent_dim]
-        text = (f"noise size <b>{latent_dim}</b>: Fréchet classifier distance <b>{metrics['fcd']:.0f}</b> "
-                f"({metrics['fcd_images']:,} samples against as many test digits; lower is better), "
-                f"{metrics['classes_covered']} of 10 digit classes drawn "
-                f"<span style='color:#666'>(test digits: {metrics.get('test_data', origin)})</span>")
+        text = (
+            f"noise size <b>{latent_dim}</b>: Fréchet classifier distance <b>{metrics['fcd']:.0f}</b> "
+            f"({metrics['fcd_images']:,} samples against as many test digits; lower is better), "
+            f"{metrics['classes_covered']} of 10 digit classes drawn "
+            f"<span style='color:#666'>(test digits: {metrics.get('test_data', origin)})</span>"
+        )
         return Frame([Panel("Samples from fixed noise z ~ N(0, I)", png(samples, nrow=8))], text)
 
-    control = Control("latent_dim", "latent size" if family == "vae" else "noise size",
-                      tuple((str(d), d) for d in sizes), index=min(2, len(sizes) - 1))
-    header = ("<b>VAE: how the latent size changes samples, reconstructions and the bound.</b> Move the slider."
-              if family == "vae" else
-              "<b>GAN: how the noise size changes the samples.</b> Move the slider; each size draws its noise "
-              "with the same seed.")
-    return Explorer([control], vae_frame if family == "vae" else gan_frame, mode=mode,
-                    name="latent-size", header=header)
+    control = Control(
+        "latent_dim",
+        "latent size" if family == "vae" else "noise size",
+        tuple((str(d), d) for d in sizes),
+        index=min(2, len(sizes) - 1),
+    )
+    header = (
+        "<b>VAE: how the latent size changes samples, reconstructions and the bound.</b> Move the slider."
+        if family == "vae"
+        else "<b>GAN: how the noise size changes the samples.</b> Move the slider; each size draws its noise "
+        "with the same seed."
+    )
+    return Explorer(
+        [control], vae_frame if family == "vae" else gan_frame, mode=mode, name="latent-size", header=header
+    )
 
 
 def _scatter_png(mu: torch.Tensor, labels, span: float) -> bytes:
@@ -422,7 +449,9 @@ def _scatter_png(mu: torch.Tensor, labels, span: float) -> bytes:
     if labels is not None:  # each class's label at the median of its codes
         for c in labels.unique().tolist():
             centre = mu[labels == c].median(dim=0).values
-            ax.text(float(centre[0]), float(centre[1]), str(c), fontsize=10, fontweight="bold", ha="center", va="center")
+            ax.text(
+                float(centre[0]), float(centre[1]), str(c), fontsize=10, fontweight="bold", ha="center", va="center"
+            )
     ax.add_patch(Rectangle((-span, -span), 2 * span, 2 * span, fill=False, lw=1, ls="--"))
     ax.set_xlim(-4, 4), ax.set_ylim(-4, 4)
     ax.set_xlabel("$z_1$"), ax.set_ylabel("$z_2$")
@@ -464,13 +493,19 @@ def latent_navigator(
     def frame(z1: float, z2: float) -> Frame:
         z = torch.tensor([[z1, z2]], dtype=torch.float32)
         digit = vae.sample(z=z.to(vae.device))
-        text = f"z = ({_fmt_signed(z1)}, {_fmt_signed(z2)}); density under the prior N(0, I): {math.exp(-(z1 ** 2 + z2 ** 2) / 2) / (2 * math.pi):.3f}"
+        text = f"z = ({_fmt_signed(z1)}, {_fmt_signed(z2)}); density under the prior N(0, I): {math.exp(-(z1**2 + z2**2) / 2) / (2 * math.pi):.3f}"
         return Frame([Panel("decoded digit σ(decoder(z))", png(digit, scale=5))], text)
 
     middle = steps // 2
     controls = [Control("z1", "z₁", options, index=middle), Control("z2", "z₂", options, index=middle)]
-    return Explorer(controls, frame, mode=mode, name="navigator", aside=[scatter],
-                    header="<b>The 2-D VAE's latent space.</b> Move z₁ and z₂; the decoder draws the digit at that point.")
+    return Explorer(
+        controls,
+        frame,
+        mode=mode,
+        name="navigator",
+        aside=[scatter],
+        header="<b>The 2-D VAE's latent space.</b> Move z₁ and z₂; the decoder draws the digit at that point.",
+    )
 
 
 def interpolation_explorer(
@@ -506,13 +541,18 @@ def interpolation_explorer(
         images, labels, _ = _test_set(test_data)
         if labels is None:
             codes = encode_dataset(model, images[: 2 * pairs])
-            endpoints = [(f"test images {2 * k} → {2 * k + 1}", codes[2 * k], codes[2 * k + 1])
-                         for k in range(min(pairs, len(codes) // 2))]
+            endpoints = [
+                (f"test images {2 * k} → {2 * k + 1}", codes[2 * k], codes[2 * k + 1])
+                for k in range(min(pairs, len(codes) // 2))
+            ]
         else:
             codes = encode_dataset(model, images[:2000])
             typical = _typical_codes(codes, labels[:2000])
-            endpoints = [(f"a typical {a} → a typical {b}", typical[a], typical[b])
-                         for a, b in DIGIT_PAIRS[:pairs] if a in typical and b in typical]
+            endpoints = [
+                (f"a typical {a} → a typical {b}", typical[a], typical[b])
+                for a, b in DIGIT_PAIRS[:pairs]
+                if a in typical and b in typical
+            ]
         paths = ("linear",)
     else:
         for k in range(pairs):
@@ -529,21 +569,30 @@ def interpolation_explorer(
         z_t = interpolate(z0, z1, t, path=path)
         strip = model.sample(z=zs.to(model.device)).cpu()
         image = model.sample(z=z_t.to(model.device)).cpu()
-        text = (f"t = {t:.1f} on the {path} path: ‖z_t‖ = <b>{z_t.norm():.2f}</b>; ‖z_0‖ = {z0.norm():.2f}, "
-                f"‖z_1‖ = {z1.norm():.2f}")
+        text = (
+            f"t = {t:.1f} on the {path} path: ‖z_t‖ = <b>{z_t.norm():.2f}</b>; ‖z_0‖ = {z0.norm():.2f}, "
+            f"‖z_1‖ = {z1.norm():.2f}"
+        )
         if family == "gan":
             text += f"; a draw from N(0, I) in {d} dimensions has ‖z‖ ≈ √{d} = {math.sqrt(d):.1f}"
-        return Frame([Panel(f"at t = {t:.1f}", png(image, scale=4)),
-                      Panel(f"the whole {path} path, t = 0 … 1", png(strip, nrow=steps, scale=2))], text)
+        return Frame(
+            [
+                Panel(f"at t = {t:.1f}", png(image, scale=4)),
+                Panel(f"the whole {path} path, t = 0 … 1", png(strip, nrow=steps, scale=2)),
+            ],
+            text,
+        )
 
     controls = [Control("pair", "endpoints", tuple((e[0], i) for i, e in enumerate(endpoints)), kind="dropdown")]
     controls.append(Control("path", "path", tuple((p, p) for p in paths), kind="toggle"))
     controls.append(Control("t", "t", tuple((f"{t:.1f}", float(t)) for t in ts.tolist())))
-    header = ("<b>Interpolating between two test digits' codes.</b> Pick the pair, then move t. Each end is "
-              "the test digit whose code lies nearest to the mean code of its class."
-              if family == "vae" else
-              f"<b>Interpolating between two noise vectors of the {d}-dimensional GAN.</b> Compare the straight "
-              "line with the spherical path: watch the norm in the middle.")
+    header = (
+        "<b>Interpolating between two test digits' codes.</b> Pick the pair, then move t. Each end is "
+        "the test digit whose code lies nearest to the mean code of its class."
+        if family == "vae"
+        else f"<b>Interpolating between two noise vectors of the {d}-dimensional GAN.</b> Compare the straight "
+        "line with the spherical path: watch the norm in the middle."
+    )
     return Explorer(controls, frame, mode=mode, name=f"interpolation-{family}", header=header)
 
 
@@ -567,8 +616,13 @@ def training_panel(
 
     resolved = resolve_mode(mode)
     w = _ipywidgets(static=False)
-    family = w.Dropdown(options=[("VAE (ELBO)", "vae"), ("GAN, non-saturating loss", "non_saturating"),
-                                 ("GAN, saturating loss", "saturating")])
+    family = w.Dropdown(
+        options=[
+            ("VAE (ELBO)", "vae"),
+            ("GAN, non-saturating loss", "non_saturating"),
+            ("GAN, saturating loss", "saturating"),
+        ]
+    )
     latent = w.Dropdown(options=[(str(d), d) for d in LATENT_SIZES], index=2)
     epochs = w.IntSlider(value=3, min=1, max=max_epochs)
     button = w.Button(description="Train", button_style="primary", icon="play")
@@ -576,17 +630,27 @@ def training_panel(
     status = w.HTML()
     picture = w.Image(format="png")
     picture.layout.display = "none"
-    box = w.VBox([w.HTML("<b>Train a model yourself.</b> Choose, press Train, watch the bar, then look at the samples."),
-                  _labelled(w, "model and loss", family), _labelled(w, "latent size", latent),
-                  _labelled(w, "epochs", epochs), w.HBox([button, _labelled(w, "epochs done", bar)]), status, picture])
+    box = w.VBox(
+        [
+            w.HTML("<b>Train a model yourself.</b> Choose, press Train, watch the bar, then look at the samples."),
+            _labelled(w, "model and loss", family),
+            _labelled(w, "latent size", latent),
+            _labelled(w, "epochs", epochs),
+            w.HBox([button, _labelled(w, "epochs done", bar)]),
+            status,
+            picture,
+        ]
+    )
     box.add_class("gm-widget")
     box.add_class("gm-training")
     panel = TrainingPanel(resolved, box, {"family": family, "latent_dim": latent, "epochs": epochs, "train": button})
     if resolved == "static":
         for control in (family, latent, epochs, button):
             control.disabled = True
-        status.value = ("<i>Training needs a running Python kernel. Open this chapter in Colab or Jupyter "
-                        "(the launch button at the top of the page) and run the cells.</i>")
+        status.value = (
+            "<i>Training needs a running Python kernel. Open this chapter in Colab or Jupyter "
+            "(the launch button at the top of the page) and run the cells.</i>"
+        )
         return panel
 
     def run(_=None):
@@ -608,14 +672,24 @@ def training_panel(
                 bar.value = epoch + 1
 
             if kind == "vae":
-                history = train_vae(model, train_set, num_epochs=n, seed=seed, device=str(dev), progress=False, callback=step)
+                history = train_vae(
+                    model, train_set, num_epochs=n, seed=seed, device=str(dev), progress=False, callback=step
+                )
             else:
                 import warnings
 
                 with warnings.catch_warnings():  # a discriminator that wins is reported below, not as a warning
                     warnings.simplefilter("ignore", RuntimeWarning)
-                    history = train_gan(model, train_set, num_epochs=n, seed=seed, device=str(dev), progress=False,
-                                        callback=step, loss=kind)
+                    history = train_gan(
+                        model,
+                        train_set,
+                        num_epochs=n,
+                        seed=seed,
+                        device=str(dev),
+                        progress=False,
+                        callback=step,
+                        loss=kind,
+                    )
             seconds = time.perf_counter() - start
             model.eval()
             samples = model.sample(z=_noise(32, d, seed).to(model.device)).cpu()
@@ -627,8 +701,10 @@ def training_panel(
                 result = f"test negative ELBO {m['nelbo']:.1f} nats (reconstruction {m['recon']:.1f} + KL {m['kl']:.1f}) on {origin}"
             else:
                 last = history.epochs
-                result = (f"last epoch: mean D(x) {last['d_real'][-1]:.2f}, mean D(G(z)) {last['d_fake'][-1]:.3f}, "
-                          f"{last['saturated_steps'][-1]} saturated generator steps")
+                result = (
+                    f"last epoch: mean D(x) {last['d_real'][-1]:.2f}, mean D(G(z)) {last['d_fake'][-1]:.3f}, "
+                    f"{last['saturated_steps'][-1]} saturated generator steps"
+                )
             status.value = f"{n} epochs in {seconds:.1f} s on {dev}: {result}"
             panel.history = history
         finally:
@@ -673,8 +749,10 @@ def time_widgets(*, moves: int = 10, test_data=None, device="cpu") -> List[str]:
         ("VAE interpolation", lambda: interpolation_explorer("vae", test_data=test, mode="live", device=device)),
         ("GAN interpolation", lambda: interpolation_explorer("gan", mode="live", device=device)),
     ]
-    lines = [f"live widgets on {device}, torch {torch.__version__.split('+')[0]}, {torch.get_num_threads()} threads; "
-             f"test digits: {origin}"]
+    lines = [
+        f"live widgets on {device}, torch {torch.__version__.split('+')[0]}, {torch.get_num_threads()} threads; "
+        f"test digits: {origin}"
+    ]
     for title, build in builders:
         start = time.perf_counter()
         explorer = build()
@@ -685,6 +763,8 @@ def time_widgets(*, moves: int = 10, test_data=None, device="cpu") -> List[str]:
         for k in range(moves):
             control.index = (control.index + 1 + k % 2) % n_options  # a new value every time
             updates.append(explorer.last_render_seconds)
-        lines.append(f"{title}: first sample {first * 1000:.0f} ms (models loaded from the set, first picture drawn); "
-                     f"slider moves: median {statistics.median(updates) * 1000:.1f} ms, slowest {max(updates) * 1000:.1f} ms")
+        lines.append(
+            f"{title}: first sample {first * 1000:.0f} ms (models loaded from the set, first picture drawn); "
+            f"slider moves: median {statistics.median(updates) * 1000:.1f} ms, slowest {max(updates) * 1000:.1f} ms"
+        )
     return lines

@@ -21,6 +21,7 @@ a process that asks for a model another one is training waits, then loads what t
 written to a temporary name and renamed (:func:`genmodels.checkpoints.atomic_write`), so a crash or a full
 disk never leaves half a file under a real name.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -108,14 +109,23 @@ def _specs() -> Dict[str, ZooSpec]:
     specs = {}
     for d in LATENT_SIZES:
         specs[f"vae-d{d}"] = ZooSpec(
-            f"vae-d{d}", "vae", {"latent_dim": d, "arch": "mlp", "hidden_dim": 128, "channels": 32},
+            f"vae-d{d}",
+            "vae",
+            {"latent_dim": d, "arch": "mlp", "hidden_dim": 128, "channels": 32},
             {"quick": 10, "full": 100},
         )
     for d in LATENT_SIZES:
         specs[f"gan-d{d}"] = ZooSpec(
-            f"gan-d{d}", "gan",
-            {"latent_dim": d, "arch": "dcgan", "hidden_dim": 256, "channels": 32,
-             "minibatch_kernels": 0, "minibatch_kernel_dim": 5},
+            f"gan-d{d}",
+            "gan",
+            {
+                "latent_dim": d,
+                "arch": "dcgan",
+                "hidden_dim": 256,
+                "channels": 32,
+                "minibatch_kernels": 0,
+                "minibatch_kernel_dim": 5,
+            },
             {"quick": 10, "full": 25},
         )
     return specs
@@ -161,8 +171,14 @@ def read_manifest(folder: PathLike) -> Dict[str, Dict[str, Any]]:
     try:
         manifest = json.loads(path.read_text())
     except (OSError, ValueError) as err:
-        raise ZooError(f"{path} is not readable JSON ({err}); delete it and the models it listed will be trained again") from err
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or not isinstance(manifest.get("models"), dict):
+        raise ZooError(
+            f"{path} is not readable JSON ({err}); delete it and the models it listed will be trained again"
+        ) from err
+    if (
+        not isinstance(manifest, dict)
+        or manifest.get("format") != FORMAT
+        or not isinstance(manifest.get("models"), dict)
+    ):
         raise ZooError(f"{path} is not a genmodels zoo manifest (no '{FORMAT}' format marker)")
     return manifest["models"]
 
@@ -172,8 +188,8 @@ def _write_json_atomic(payload: Dict[str, Any], path: Path) -> None:
     atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
-_LOCKS: Dict[str, threading.RLock] = {}      # lock file -> the lock of this process's threads
-_DEPTH: Dict[str, int] = {}                  # lock file -> how many times this process holds it
+_LOCKS: Dict[str, threading.RLock] = {}  # lock file -> the lock of this process's threads
+_DEPTH: Dict[str, int] = {}  # lock file -> how many times this process holds it
 _LOCKS_GUARD = threading.Lock()
 
 
@@ -194,8 +210,12 @@ def _locked(folder: Path, what: str, *, waiting: str = ""):
         f = None
         if not held:
             if fcntl is None:
-                warnings.warn(f"no fcntl on this platform: {folder} is not locked, so two processes that train the "
-                              "same model at once both train it (each file stays whole)", RuntimeWarning, stacklevel=3)
+                warnings.warn(
+                    f"no fcntl on this platform: {folder} is not locked, so two processes that train the "
+                    "same model at once both train it (each file stays whole)",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
             else:
                 try:
                     folder.mkdir(parents=True, exist_ok=True)
@@ -254,13 +274,17 @@ def _verified_load(entry: Dict[str, Any], name: str, device) -> nn.Module:
     actual = sha256_of(path)
     if actual != entry["sha256"]:
         if path.parent == SHIPPED_DIR:
-            remedy = (f"Reinstall the package (`pip install --force-reinstall genmodels`; in a clone, `git checkout -- "
-                      f"{path}`), or delete the file and load {name!r} again, which trains it into the cache "
-                      f"{cache_dir()}.")
+            remedy = (
+                f"Reinstall the package (`pip install --force-reinstall genmodels`; in a clone, `git checkout -- "
+                f"{path}`), or delete the file and load {name!r} again, which trains it into the cache "
+                f"{cache_dir()}."
+            )
         else:  # the cache, where `zoo train` writes by default
             out = "" if path.parent == cache_dir() else f" --out {shlex.quote(str(path.parent))}"
-            remedy = (f"Delete the file and load {name!r} again, which trains it anew, or train it now with "
-                      f"`python -m genmodels zoo train --only {name} --budget {entry.get('budget', 'quick')}{out}`.")
+            remedy = (
+                f"Delete the file and load {name!r} again, which trains it anew, or train it now with "
+                f"`python -m genmodels zoo train --only {name} --budget {entry.get('budget', 'quick')}{out}`."
+            )
         raise ZooError(
             f"{path} does not match its manifest: sha256 {actual[:16]}... but the manifest lists "
             f"{entry['sha256'][:16]}... The file is corrupt or was replaced, so it is not loaded. {remedy}"
@@ -316,8 +340,16 @@ def load(
                 raise missing
             if budget is None:
                 budget = "full" if device.type == "cuda" else "quick"
-            train([name], out_dir=cache, budget=budget, device=device, progress=progress,
-                  data=data, test_data=test_data, content_addressed=True)
+            train(
+                [name],
+                out_dir=cache,
+                budget=budget,
+                device=device,
+                progress=progress,
+                data=data,
+                test_data=test_data,
+                content_addressed=True,
+            )
             entry = find(name, folders=[cache])
             if entry is None:  # pragma: no cover - train() writes the entry it returns
                 raise ZooError(f"training {name!r} did not leave a model in {cache}")
@@ -340,8 +372,13 @@ def _evaluate_vae(model: nn.Module, test_images) -> Dict[str, Any]:
 
     x = test_images[0] if isinstance(test_images, tuple) else test_images
     metrics = evaluate_vae(model, x)
-    return {"test_nelbo": metrics["nelbo"], "test_recon": metrics["recon"], "test_kl": metrics["kl"],
-            "test_images": len(x), "test_data": _describe(test_images)}
+    return {
+        "test_nelbo": metrics["nelbo"],
+        "test_recon": metrics["recon"],
+        "test_kl": metrics["kl"],
+        "test_images": len(x),
+        "test_data": _describe(test_images),
+    }
 
 
 def _evaluate_gan(model: nn.Module, test_images, device, n: int = 2000) -> Dict[str, Any]:
@@ -416,26 +453,36 @@ def train(
         evaluated = s.build()
         evaluated.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in small.state_dict().items()})
         evaluated.to(device).eval()
-        metrics = _evaluate_vae(evaluated, test_data) if s.kind == "vae" else _evaluate_gan(evaluated, test_data, device)
+        metrics = (
+            _evaluate_vae(evaluated, test_data) if s.kind == "vae" else _evaluate_gan(evaluated, test_data, device)
+        )
         with _locked(out_dir, name):
-            written[name] = _store(out_dir, name, small, content_addressed, {
-                "kind": s.kind,
-                "model_config": dict(s.model_config),
-                "budget": budget,
-                "epochs": epochs,
-                "seed": seed,
-                "device": str(device),
-                "train_seconds": round(seconds, 2),
-                "train_data": _describe(data),
-                "metrics": metrics,
-                "package_version": __version__,
-                "torch_version": torch.__version__.split("+")[0],
-            }, _describe(data))
+            written[name] = _store(
+                out_dir,
+                name,
+                small,
+                content_addressed,
+                {
+                    "kind": s.kind,
+                    "model_config": dict(s.model_config),
+                    "budget": budget,
+                    "epochs": epochs,
+                    "seed": seed,
+                    "device": str(device),
+                    "train_seconds": round(seconds, 2),
+                    "train_data": _describe(data),
+                    "metrics": metrics,
+                    "package_version": __version__,
+                    "torch_version": torch.__version__.split("+")[0],
+                },
+                _describe(data),
+            )
     return written
 
 
-def _store(out_dir: Path, name: str, small: nn.Module, content_addressed: bool, about: Dict[str, Any],
-           data_source: str) -> Dict[str, Any]:
+def _store(
+    out_dir: Path, name: str, small: nn.Module, content_addressed: bool, about: Dict[str, Any], data_source: str
+) -> Dict[str, Any]:
     """Write one trained model and its manifest entry (``about`` plus file, sha256, bytes); returns the entry.
 
     The checkpoint goes to a name of this process (:func:`genmodels.checkpoints.atomic_write`), the manifest
@@ -453,11 +500,15 @@ def _store(out_dir: Path, name: str, small: nn.Module, content_addressed: bool, 
         tmp.unlink(missing_ok=True)
         if err.errno not in _NO_ROOM_ERRNOS:
             raise
-        raise OSError(err.errno, (
-            f"could not store {name} in {out_dir}: {_no_room_reason(err.errno)} (for the cache: set "
-            f"GENMODELS_CACHE); then load {name!r} again, or run `python -m genmodels zoo train --only {name}`. "
-            f"The models already there and {MANIFEST} are unchanged"),
-            str(out_dir)) from err
+        raise OSError(
+            err.errno,
+            (
+                f"could not store {name} in {out_dir}: {_no_room_reason(err.errno)} (for the cache: set "
+                f"GENMODELS_CACHE); then load {name!r} again, or run `python -m genmodels zoo train --only {name}`. "
+                f"The models already there and {MANIFEST} are unchanged"
+            ),
+            str(out_dir),
+        ) from err
     os.replace(tmp, path)  # needs no space; a reader holding the model's lock never sees the gap
     if old is not None and old.get("file") not in (None, path.name):
         try:

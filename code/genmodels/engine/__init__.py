@@ -3,6 +3,7 @@ each family, the loops that wrap it (DDP, bf16 autocast, checkpoints, history), 
 
 The engine imports the models; the models never import the engine.
 """
+
 from .batches import DeviceBatches
 from .checkpoints import (
     CheckpointError,

@@ -4,6 +4,7 @@
 (one ``randperm`` per epoch, an ``index_select`` and a division per batch), with a
 ``state_dict`` that resumes the exact same sequence of batches.
 """
+
 from __future__ import annotations
 
 from typing import (
@@ -100,9 +101,7 @@ class DeviceBatches:
         self.drop_last = bool(drop_last)
         self.seed = int(seed)
         if len(self) == 0:
-            raise UserError(
-                f"drop_last=True with batch_size={batch_size} > N={self.num_images} leaves no batch"
-            )
+            raise UserError(f"drop_last=True with batch_size={batch_size} > N={self.num_images} leaves no batch")
 
         if pixels == "static":
             images = static_binarize(images, seed=self.seed)  # 0/1 uint8, converted without /255

@@ -7,6 +7,7 @@ training config, the step and epoch, the history, the random-number states and t
 position, which is everything :func:`genmodels.train.train_vae` / ``train_gan`` need to resume as if
 never stopped.
 """
+
 from __future__ import annotations
 
 import errno
@@ -110,8 +111,10 @@ def atomic_torch_save(payload: Any, path: PathLike) -> None:
 def _no_room_reason(code: int) -> str:
     """What a write that failed with ``code`` (one of ``_NO_ROOM_ERRNOS``) ran out of, and what to do."""
     if code == errno.EFBIG:
-        return ("the file is too large for this process (a file-size limit such as `ulimit -f`, or the file "
-                "system's maximum): raise the limit or write to another file system")
+        return (
+            "the file is too large for this process (a file-size limit such as `ulimit -f`, or the file "
+            "system's maximum): raise the limit or write to another file system"
+        )
     if code == getattr(errno, "EDQUOT", None):
         return "the disk quota is exceeded: free some of your space there or write to another disk"
     return "the disk is full: free some space there or write to another disk"
@@ -155,8 +158,11 @@ def atomic_write(path: PathLike, write: Callable[[BinaryIO], None]) -> None:
         if no_room is None:
             raise
         kept = "the previous file there is unchanged" if path.exists() else "no file was left there"
-        raise OSError(no_room.errno, f"could not write {path}: {_no_room_reason(no_room.errno)}; then run the "
-                      f"command again ({kept})", str(path)) from err
+        raise OSError(
+            no_room.errno,
+            f"could not write {path}: {_no_room_reason(no_room.errno)}; then run the command again ({kept})",
+            str(path),
+        ) from err
     try:  # make the rename itself durable
         dir_fd = os.open(path.parent, os.O_RDONLY)
         try:

@@ -1,4 +1,5 @@
 """Data-parallel training under ``torchrun``: this rank's place, and joining the process group."""
+
 from __future__ import annotations
 
 import os

@@ -5,6 +5,7 @@ move nothing to the CPU inside an epoch except an occasional progress-bar number
 CUDA, can ``torch.compile`` the networks, write a checkpoint atomically at the end of every epoch (and
 every ``checkpoint_every`` steps), and resume from one to exactly the run they would have been.
 """
+
 from __future__ import annotations
 
 import functools
@@ -242,8 +243,6 @@ def _to_uint8(x: torch.Tensor) -> torch.Tensor:
     return (x.float().clamp(0, 1) * 255).round().to(torch.uint8).cpu()
 
 
-
-
 class _Run:
     """The bookkeeping both loops share: device, batches, checkpoint, resume, progress, divergence.
 
@@ -267,7 +266,11 @@ class _Run:
             self.device = pick_device(config.device)
         self.model = model.to(self.device)
         self.batches = DeviceBatches(
-            as_uint8_images(images), batch_size=config.batch_size, pixels=config.pixels, device=self.device, seed=config.seed
+            as_uint8_images(images),
+            batch_size=config.batch_size,
+            pixels=config.pixels,
+            device=self.device,
+            seed=config.seed,
         )
         self.checkpoint = Path(checkpoint) if checkpoint is not None else None
         self.history = History()
@@ -358,8 +361,12 @@ class _Run:
         from tqdm.auto import tqdm
 
         return tqdm(
-            total=len(self.batches), initial=self.batches.position, desc=f"epoch {epoch + 1}/{num_epochs}",
-            disable=not self.progress, leave=epoch + 1 == num_epochs, unit="batch",
+            total=len(self.batches),
+            initial=self.batches.position,
+            desc=f"epoch {epoch + 1}/{num_epochs}",
+            disable=not self.progress,
+            leave=epoch + 1 == num_epochs,
+            unit="batch",
         )
 
 
@@ -567,7 +574,11 @@ def train_gan(
             message = (
                 f"epoch {epoch + 1}: the discriminator won outright: D(G(z)) < {SATURATION_LEVEL} for {longest} "
                 f"consecutive generator steps ({count} of {steps_this_epoch} in the epoch)"
-                + (" — with the saturating loss the generator's gradient vanishes there" if config.loss == "saturating" else "")
+                + (
+                    " — with the saturating loss the generator's gradient vanishes there"
+                    if config.loss == "saturating"
+                    else ""
+                )
             )
             if message not in run.history.events:
                 run.history.events.append(message)

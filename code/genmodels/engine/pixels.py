@@ -9,6 +9,7 @@ A pixel of an image in ``[0, 1]`` can be modelled three ways (:data:`PIXEL_MODEL
 * ``"static"``: one binary draw fixed once (with a seed), the convention for reporting
   log-likelihoods on "binarized MNIST".
 """
+
 from __future__ import annotations
 
 from typing import (
@@ -48,8 +49,10 @@ def as_uint8_images(data) -> torch.Tensor:
     if data.dim() == 4 and data.shape[1] == 1:
         data = data[:, 0]
     if data.dtype != torch.uint8 or data.dim() != 3 or data.shape[-2:] != (28, 28):
-        raise UserError(f"expected uint8 images shaped [N, 28, 28] (0..255), got {data.dtype} {list(data.shape)}; "
-                        "gm.load_mnist returns them, and float images in [0, 1] become uint8 with (x * 255).round()")
+        raise UserError(
+            f"expected uint8 images shaped [N, 28, 28] (0..255), got {data.dtype} {list(data.shape)}; "
+            "gm.load_mnist returns them, and float images in [0, 1] become uint8 with (x * 255).round()"
+        )
     return data
 
 

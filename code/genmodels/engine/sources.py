@@ -16,6 +16,7 @@ requested split wins:
 Every problem with the data raises :class:`DataError`, whose message names the file or the
 sources tried and says what to do.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -87,8 +88,7 @@ class _OtherDataset(DataError):
 # ----------------------------------------------------------------------------------------------
 
 _CORRUPT_ADVICE = (
-    "the file is truncated or corrupt: delete it and download it again, "
-    "or point GENMODELS_DATA at a good copy"
+    "the file is truncated or corrupt: delete it and download it again, or point GENMODELS_DATA at a good copy"
 )
 
 
@@ -490,7 +490,9 @@ def _from_debian(split: str, tried: _Tried):
     folder = Path(DEBIAN_FASHION_DIR)
     pair = _find_idx_pair(folder, split) if folder.is_dir() else None
     if pair is None:
-        tried.add(f"Debian package folder {folder}", f"no {split} IDX files (package dataset-fashion-mnist not installed?)")
+        tried.add(
+            f"Debian package folder {folder}", f"no {split} IDX files (package dataset-fashion-mnist not installed?)"
+        )
         return None
     images, labels = _read_pair("Fashion-MNIST", split, *pair)
     prior = tried.short()
@@ -541,8 +543,7 @@ def _load(dataset: str, split: str, data_dir: Optional[PathLike], download: bool
         result = _from_debian(split, tried)
     if result is None:
         raise DataError(
-            f"No source has {dataset} ({split} split). Sources tried, in order:\n"
-            f"{tried.numbered()}\n{_ADVICE[dataset]}"
+            f"No source has {dataset} ({split} split). Sources tried, in order:\n{tried.numbered()}\n{_ADVICE[dataset]}"
         )
 
     images, labels, source = result

@@ -5,6 +5,7 @@ outside (the networks they pass in may be wrapped for DistributedDataParallel, `
 autocast; checkpoints, progress and history are kept around the call), so the code a chapter prints is the
 code that trains.
 """
+
 from __future__ import annotations
 
 from typing import Callable, Dict, Sequence
@@ -16,7 +17,9 @@ from ..gan import discriminator_loss, generator_loss
 __all__ = ["vae_step", "gan_step", "grad_norm"]
 
 
-def vae_step(elbo_parts: Callable, x: torch.Tensor, eps: torch.Tensor, optimizer: torch.optim.Optimizer) -> Dict[str, torch.Tensor]:
+def vae_step(
+    elbo_parts: Callable, x: torch.Tensor, eps: torch.Tensor, optimizer: torch.optim.Optimizer
+) -> Dict[str, torch.Tensor]:
     r"""One gradient step on the negative ELBO, :math:`-\frac1B\sum_i \mathcal L(x_i)` (nats per image).
 
     ``elbo_parts(x, eps)`` returns the ELBO and its two parts per image, ``(elbo, log_px, kl)``, each ``[B]``:
@@ -65,12 +68,21 @@ def gan_step(
     g_loss.backward()
     g_norm = grad_norm(opt_g)
     opt_g.step()
-    return {"d_loss": d_loss.detach(), "g_loss": g_loss.detach(), "d_real": torch.sigmoid(real_logits.detach()).mean(),
-            "d_fake": torch.sigmoid(fake_logits.detach()).mean(), "g_grad_norm": g_norm}
+    return {
+        "d_loss": d_loss.detach(),
+        "g_loss": g_loss.detach(),
+        "d_real": torch.sigmoid(real_logits.detach()).mean(),
+        "d_fake": torch.sigmoid(fake_logits.detach()).mean(),
+        "g_grad_norm": g_norm,
+    }
 
 
 def grad_norm(optimizer: torch.optim.Optimizer) -> torch.Tensor:
     """The Euclidean norm of the gradient of every parameter ``optimizer`` updates, on their device."""
-    norms = [torch.linalg.vector_norm(p.grad.detach().float())
-             for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+    norms = [
+        torch.linalg.vector_norm(p.grad.detach().float())
+        for group in optimizer.param_groups
+        for p in group["params"]
+        if p.grad is not None
+    ]
     return torch.linalg.vector_norm(torch.stack(norms))

@@ -11,6 +11,7 @@ There are no Inception weights to download here, and Inception was made for 299Ã
   :func:`classes_covered`, :func:`kl_to_uniform`), and which modes of the 2-D mixtures of
   :mod:`genmodels.gan_mixtures` it reaches (:func:`mode_coverage`).
 """
+
 from .classifier import (
     DEFAULT_CLASSIFIER_PATH,
     ClassifierConfig,

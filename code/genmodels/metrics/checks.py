@@ -1,4 +1,5 @@
 """Images in, checked: the input validation every metric shares."""
+
 from __future__ import annotations
 
 import math
@@ -15,8 +16,6 @@ __all__ = [
 ]
 
 NUM_CLASSES = 10
-
-
 
 
 def _as_images(images: torch.Tensor, *, name: str = "images") -> torch.Tensor:

@@ -6,6 +6,7 @@ There are no Inception weights to download here, and Inception was made for 299Ã
 (``genmodels/weights/mnist_classifier.pt``, float16, about 0.4 MB; provenance in
 ``genmodels/weights/README.md``). On top of it:
 """
+
 from __future__ import annotations
 
 import copy
@@ -56,8 +57,6 @@ DEFAULT_CLASSIFIER_PATH = WEIGHTS_DIR / "mnist_classifier.pt"
 
 CLASSIFIER_FORMAT = "genmodels-mnist-classifier"
 CLASSIFIER_FORMAT_VERSION = 1
-
-
 
 
 @dataclass(frozen=True)
@@ -153,7 +152,9 @@ def _augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     scale = 1 + 0.1 * u[:, 1]
     shift = u[:, 2:] * (2 * 2 / 28)  # (B, 2)
     cos, sin = scale * angle.cos(), scale * angle.sin()
-    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)  # (B, 2, 3)
+    theta = torch.stack(
+        [torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1
+    )  # (B, 2, 3)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)  # (B, 28, 28, 2)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
@@ -285,7 +286,8 @@ def save_classifier(path: PathLike, model: MNISTClassifier, **metadata: Any) -> 
         raise TypeError(f"save_classifier needs an MNISTClassifier, got {type(model).__name__}")
     path = Path(path)
     state = {
-        k: (v.detach().cpu().half() if v.is_floating_point() else v.detach().cpu()) for k, v in model.state_dict().items()
+        k: (v.detach().cpu().half() if v.is_floating_point() else v.detach().cpu())
+        for k, v in model.state_dict().items()
     }
     payload = {
         "format": CLASSIFIER_FORMAT,
@@ -358,7 +360,9 @@ def load_classifier(path: Optional[PathLike] = None, *, device: DeviceLike = "cp
             if isinstance(ckpt, dict) and ckpt.get("format") == "genmodels-checkpoint"
             else "a PyTorch file"
         )
-        raise CheckpointError(f"{path} is {what}, not genmodels MNIST-classifier weights (no '{CLASSIFIER_FORMAT}' marker)")
+        raise CheckpointError(
+            f"{path} is {what}, not genmodels MNIST-classifier weights (no '{CLASSIFIER_FORMAT}' marker)"
+        )
     written_by = str(ckpt.get("package_version", "0"))
     format_version = ckpt.get("format_version", 0)
     if not isinstance(format_version, int):
@@ -371,7 +375,9 @@ def load_classifier(path: Optional[PathLike] = None, *, device: DeviceLike = "cp
     try:
         model = MNISTClassifier(config=ClassifierConfig(**ckpt["model_config"]))
     except (KeyError, TypeError, ValueError) as err:
-        raise CheckpointError(f"{path}: its model_config {ckpt.get('model_config')!r} is not an MNISTClassifier's ({err})") from err
+        raise CheckpointError(
+            f"{path}: its model_config {ckpt.get('model_config')!r} is not an MNISTClassifier's ({err})"
+        ) from err
     state = ckpt.get("model_state")
     own = model.state_dict()
     if not isinstance(state, dict):
@@ -462,13 +468,22 @@ def train_classifier_command(
         images, labels = images[:limit], labels[:limit]
     start = time.perf_counter()
     model = train_classifier(
-        images, labels, num_epochs=num_epochs, batch_size=batch_size, lr=lr, seed=seed, device=device,
-        augment=augment, progress=progress,
+        images,
+        labels,
+        num_epochs=num_epochs,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        device=device,
+        augment=augment,
+        progress=progress,
     )
     seconds = time.perf_counter() - start
     # the accuracy of what is shipped: the float16 weights, back in float32
     shipped = MNISTClassifier(config=model.config)
-    shipped.load_state_dict({k: v.half().float() if v.is_floating_point() else v for k, v in model.state_dict().items()})
+    shipped.load_state_dict(
+        {k: v.half().float() if v.is_floating_point() else v for k, v in model.state_dict().items()}
+    )
     shipped.to(_model_device(model)).eval()
     accuracy = evaluate_classifier(shipped, test_set.images, test_set.labels)
     train_origin = train_set.origin + (f", first {len(images):,} used" if limit is not None else "")

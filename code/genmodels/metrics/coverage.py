@@ -1,4 +1,5 @@
 """Which digits a generator draws, how evenly, and which modes of a 2-D mixture it reaches."""
+
 from __future__ import annotations
 
 import math
@@ -121,7 +122,9 @@ def mode_coverage(
     centres = torch.as_tensor(centres).detach().to(samples.device, torch.float64)
     samples = samples.double()
     if samples.ndim != 2 or centres.ndim != 2 or samples.shape[1] != centres.shape[1]:
-        raise UserError(f"samples must be [N, D] and centres [K, D]; got {list(samples.shape)} and {list(centres.shape)}")
+        raise UserError(
+            f"samples must be [N, D] and centres [K, D]; got {list(samples.shape)} and {list(centres.shape)}"
+        )
     if samples.shape[0] == 0 or centres.shape[0] == 0:
         raise UserError("mode_coverage needs at least one sample and one centre")
     if not std > 0 or not threshold_std > 0:

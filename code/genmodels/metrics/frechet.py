@@ -4,6 +4,7 @@
   inception distance (FID, Heusel et al. 2017) computed on the classifier's penultimate-layer features
   instead of Inception's pool features. It is *not* comparable with FID numbers in papers; it is
 """
+
 from __future__ import annotations
 
 from typing import (
@@ -51,8 +52,10 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
     float
         :math:`d^2 \ge 0` (rounding below 0 is clamped to 0).
     """
-    mu1, mu2, sigma1, sigma2 = (torch.as_tensor(np.asarray(t) if not isinstance(t, torch.Tensor) else t).detach().cpu().double()
-                                for t in (mu1, mu2, sigma1, sigma2))
+    mu1, mu2, sigma1, sigma2 = (
+        torch.as_tensor(np.asarray(t) if not isinstance(t, torch.Tensor) else t).detach().cpu().double()
+        for t in (mu1, mu2, sigma1, sigma2)
+    )
     mu1, mu2 = mu1.reshape(-1), mu2.reshape(-1)
     d = mu1.shape[0]
     if mu2.shape != (d,) or sigma1.shape != (d, d) or sigma2.shape != (d, d):
@@ -139,6 +142,7 @@ def frechet_classifier_distance(
     float
     """
     from torchmetrics.image.fid import FrechetInceptionDistance  # a dependency; imported here, not at import time
+
     x_a, x_b = _as_images(images_a, name="images_a"), _as_images(images_b, name="images_b")
     if x_a.shape[0] < 2 or x_b.shape[0] < 2:
         raise UserError(f"the FCD needs at least 2 images per set, got {x_a.shape[0]} and {x_b.shape[0]}")
