@@ -11,7 +11,6 @@ which the discriminator maximises and the generator minimises. Every log below i
 logit with :math:`\log\sigma(a) = -\operatorname{softplus}(-a)` and
 :math:`\log(1-\sigma(a)) = -\operatorname{softplus}(a)`, so no loss can become NaN or infinite.
 """
-
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -167,14 +166,10 @@ class MLPGenerator(nn.Module):
         super().__init__()
         h = config.hidden_dim
         self.net = nn.Sequential(
-            nn.Linear(config.latent_dim, h),
-            nn.LeakyReLU(0.2),  # (N, h)
-            nn.Linear(h, 2 * h),
-            nn.LeakyReLU(0.2),  # (N, 2h)
-            nn.Linear(2 * h, 4 * h),
-            nn.LeakyReLU(0.2),  # (N, 4h)
-            nn.Linear(4 * h, NUM_PIXELS),
-            nn.Sigmoid(),  # (N, 784)
+            nn.Linear(config.latent_dim, h), nn.LeakyReLU(0.2),  # (N, h)
+            nn.Linear(h, 2 * h), nn.LeakyReLU(0.2),  # (N, 2h)
+            nn.Linear(2 * h, 4 * h), nn.LeakyReLU(0.2),  # (N, 4h)
+            nn.Linear(4 * h, NUM_PIXELS), nn.Sigmoid(),  # (N, 784)
             nn.Unflatten(-1, IMAGE_SHAPE),  # (N, 1, 28, 28)
         )
 
@@ -190,10 +185,8 @@ class MLPDiscriminator(nn.Module):
         h = config.hidden_dim
         self.features = nn.Sequential(
             nn.Flatten(),  # (N, 784)
-            nn.Linear(NUM_PIXELS, 2 * h),
-            nn.LeakyReLU(0.2),  # (N, 2h)
-            nn.Linear(2 * h, h),
-            nn.LeakyReLU(0.2),  # (N, h)
+            nn.Linear(NUM_PIXELS, 2 * h), nn.LeakyReLU(0.2),  # (N, 2h)
+            nn.Linear(2 * h, h), nn.LeakyReLU(0.2),  # (N, h)
         )
         self.head = _discriminator_head(h, config)
 
@@ -210,11 +203,9 @@ class DCGANGenerator(nn.Module):
         self.net = nn.Sequential(
             nn.Linear(config.latent_dim, 2 * c * 49, bias=False),  # (N, 2c·49)
             nn.Unflatten(-1, (2 * c, 7, 7)),  # (N, 2c, 7, 7)
-            nn.BatchNorm2d(2 * c),
-            nn.ReLU(),
+            nn.BatchNorm2d(2 * c), nn.ReLU(),
             nn.ConvTranspose2d(2 * c, c, 4, stride=2, padding=1, bias=False),  # (N, c, 14, 14)
-            nn.BatchNorm2d(c),
-            nn.ReLU(),
+            nn.BatchNorm2d(c), nn.ReLU(),
             nn.ConvTranspose2d(c, 1, 4, stride=2, padding=1),  # (N, 1, 28, 28)
             nn.Sigmoid(),
         )
@@ -233,8 +224,7 @@ class DCGANDiscriminator(nn.Module):
             nn.Conv2d(1, c, 4, stride=2, padding=1),  # (N, c, 14, 14)
             nn.LeakyReLU(0.2),
             nn.Conv2d(c, 2 * c, 4, stride=2, padding=1, bias=False),  # (N, 2c, 7, 7)
-            nn.BatchNorm2d(2 * c),
-            nn.LeakyReLU(0.2),
+            nn.BatchNorm2d(2 * c), nn.LeakyReLU(0.2),
             nn.Flatten(),  # (N, 2c·49)
         )
         self.head = _discriminator_head(2 * c * 49, config)
@@ -275,12 +265,8 @@ class GAN(ConfiguredModel):
         super().__init__()
         if config is None:
             config = GANConfig(
-                latent_dim=latent_dim,
-                arch=arch,
-                hidden_dim=hidden_dim,
-                channels=channels,
-                minibatch_kernels=minibatch_kernels,
-                minibatch_kernel_dim=minibatch_kernel_dim,
+                latent_dim=latent_dim, arch=arch, hidden_dim=hidden_dim, channels=channels,
+                minibatch_kernels=minibatch_kernels, minibatch_kernel_dim=minibatch_kernel_dim,
             )
         self.config = config
         if config.arch == "mlp":

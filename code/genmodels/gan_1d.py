@@ -9,7 +9,6 @@ value can be computed by quadrature and compared with what training does.
   samplers, to compare it with :math:`D^*`.
 * :func:`train_toy_gan`: the 1-D toy GAN (softplus generator, tanh discriminator, Gaussian target),
 """
-
 from __future__ import annotations
 
 import math
@@ -58,12 +57,9 @@ class ToyDiscriminator(nn.Module):
         super().__init__()
         h = hidden_dim
         self.net = nn.Sequential(
-            nn.Linear(1, 2 * h),
-            nn.Tanh(),
-            nn.Linear(2 * h, 2 * h),
-            nn.Tanh(),
-            nn.Linear(2 * h, 2 * h),
-            nn.Tanh(),
+            nn.Linear(1, 2 * h), nn.Tanh(),
+            nn.Linear(2 * h, 2 * h), nn.Tanh(),
+            nn.Linear(2 * h, 2 * h), nn.Tanh(),
             nn.Linear(2 * h, 1),
         )
 
@@ -71,7 +67,11 @@ class ToyDiscriminator(nn.Module):
         return self.net(x).squeeze(-1)  # (N,) logits
 
 
+
+
 Sampler = Callable[[int], torch.Tensor]
+
+
 
 
 def gaussian_density(x: torch.Tensor, mean: float, std: float) -> torch.Tensor:
@@ -83,9 +83,7 @@ def optimal_discriminator(p_data: torch.Tensor, p_g: torch.Tensor) -> torch.Tens
     r""":math:`D^*(x) = p_\text{data}(x) / (p_\text{data}(x) + p_g(x))` from the two densities evaluated at the
     same points; ``nan`` where both vanish (there :math:`D` does not matter)."""
     total = p_data + p_g
-    return torch.where(
-        total > 0, p_data / total.clamp_min(torch.finfo(total.dtype).tiny), torch.full_like(total, math.nan)
-    )
+    return torch.where(total > 0, p_data / total.clamp_min(torch.finfo(total.dtype).tiny), torch.full_like(total, math.nan))
 
 
 def _xlogy_ratio(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
@@ -198,13 +196,8 @@ def train_toy_gan(
     lo, hi = data_mean - 8 * data_std - 4.0, data_mean + 8 * data_std + 4.0
     grid = torch.linspace(lo, hi, 801)
     edges = torch.linspace(lo, hi, 121)
-    run = ToyGANRun(
-        grid=grid,
-        p_data=gaussian_density(grid, data_mean, data_std),
-        bin_edges=edges,
-        generator=generator,
-        discriminator=discriminator,
-    )
+    run = ToyGANRun(grid=grid, p_data=gaussian_density(grid, data_mean, data_std), bin_edges=edges,
+                    generator=generator, discriminator=discriminator)
     if snapshot_steps is None:
         snapshot_steps = [0, steps // 10, steps // 3, steps]
     snapshot_steps = sorted(set(int(s) for s in snapshot_steps if 0 <= s <= steps))
@@ -218,9 +211,7 @@ def train_toy_gan(
             fake = generator(eval_z).squeeze(-1)
             hist = torch.histogram(fake.clamp(lo, hi), bins=edges, density=True).hist
             d = torch.sigmoid(discriminator(grid.unsqueeze(-1)))
-        run.snapshots.append(
-            {"step": step, "hist": hist, "d": d, "g_mean": fake.mean().item(), "g_std": fake.std().item()}
-        )
+        run.snapshots.append({"step": step, "hist": hist, "d": d, "g_mean": fake.mean().item(), "g_std": fake.std().item()})
 
     for name in ("d_loss", "g_loss", "g_std"):
         run.steps[name] = []

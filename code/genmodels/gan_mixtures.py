@@ -4,7 +4,6 @@ with snapshots of :math:`p_g` and :math:`D(x)` on a grid as training proceeds.
 * :class:`MixtureGenerator`, :class:`MixtureDiscriminator` and :func:`train_mixture_gan`: 2-D GANs on the
   ring and grid of Gaussians, with the saturating or non-saturating generator loss, minibatch
 """
-
 from __future__ import annotations
 
 import math
@@ -55,6 +54,8 @@ def grid_of_gaussians(
     return centres[which] + std * torch.randn(n, 2, generator=generator), centres
 
 
+
+
 class MixtureGenerator(nn.Module):
     """``latent_dim`` → h → h → h → 2 (ReLU): a point in the plane."""
 
@@ -63,12 +64,9 @@ class MixtureGenerator(nn.Module):
         self.latent_dim = latent_dim
         h = hidden_dim
         self.net = nn.Sequential(
-            nn.Linear(latent_dim, h),
-            nn.ReLU(),  # (N, h)
-            nn.Linear(h, h),
-            nn.ReLU(),  # (N, h)
-            nn.Linear(h, h),
-            nn.ReLU(),  # (N, h)
+            nn.Linear(latent_dim, h), nn.ReLU(),  # (N, h)
+            nn.Linear(h, h), nn.ReLU(),  # (N, h)
+            nn.Linear(h, h), nn.ReLU(),  # (N, h)
             nn.Linear(h, 2),  # (N, 2)
         )
 
@@ -84,10 +82,8 @@ class MixtureDiscriminator(nn.Module):
         super().__init__()
         h = hidden_dim
         self.features = nn.Sequential(
-            nn.Linear(2, h),
-            nn.LeakyReLU(0.2),  # (N, h)
-            nn.Linear(h, h),
-            nn.LeakyReLU(0.2),  # (N, h)
+            nn.Linear(2, h), nn.LeakyReLU(0.2),  # (N, h)
+            nn.Linear(h, h), nn.LeakyReLU(0.2),  # (N, h)
         )
         head = []
         if minibatch_kernels:
@@ -100,11 +96,7 @@ class MixtureDiscriminator(nn.Module):
 
 
 def gradient_penalty(
-    critic: nn.Module,
-    real: torch.Tensor,
-    fake: torch.Tensor,
-    *,
-    eps: Optional[torch.Tensor] = None,
+    critic: nn.Module, real: torch.Tensor, fake: torch.Tensor, *, eps: Optional[torch.Tensor] = None,
     generator: Optional[torch.Generator] = None,
 ) -> torch.Tensor:
     r"""The gradient penalty of WGAN-GP (Gulrajani et al. 2017, eq. 3), without its weight :math:`\lambda`:
@@ -117,9 +109,7 @@ def gradient_penalty(
     critic's parameters (``create_graph=True``).
     """
     if eps is None:
-        eps = torch.rand(
-            real.shape[0], *([1] * (real.dim() - 1)), generator=generator, dtype=real.dtype, device=real.device
-        )
+        eps = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), generator=generator, dtype=real.dtype, device=real.device)
     x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
     (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
     return (grad.flatten(1).norm(dim=1) - 1).pow(2).mean()
@@ -196,9 +186,7 @@ def train_mixture_gan(
     torch.manual_seed(seed)
     generator = MixtureGenerator(latent_dim, hidden_dim)
     discriminator = MixtureDiscriminator(
-        hidden_dim,
-        minibatch_kernels=minibatch_kernels if method == "minibatch" else 0,
-        minibatch_kernel_dim=minibatch_kernel_dim,
+        hidden_dim, minibatch_kernels=minibatch_kernels if method == "minibatch" else 0, minibatch_kernel_dim=minibatch_kernel_dim
     )
     wgan = method == "wgan_gp"
     if lr is None:
@@ -221,11 +209,7 @@ def train_mixture_gan(
                 fake = generator(torch.randn(batch_size, latent_dim, generator=g))
             real_out, fake_out = discriminator(real), discriminator(fake)
             if wgan:
-                d_loss = (
-                    fake_out.mean()
-                    - real_out.mean()
-                    + gp_weight * gradient_penalty(discriminator, real, fake, generator=g)
-                )
+                d_loss = fake_out.mean() - real_out.mean() + gp_weight * gradient_penalty(discriminator, real, fake, generator=g)
             else:
                 d_loss = discriminator_loss(real_out, fake_out)
             opt_d.zero_grad(set_to_none=True)
