@@ -67,10 +67,6 @@ def _check_estimator(estimator: str) -> None:
         raise UserError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
 
 
-def _check_n(n_samples) -> None:
-    check_int("n_samples", n_samples)
-
-
 def _noise(mu: torch.Tensor, n_samples: int, generator: Optional[torch.Generator]) -> torch.Tensor:
     return torch.randn((n_samples, *mu.shape), dtype=mu.dtype, device=mu.device, generator=generator)
 
@@ -125,7 +121,7 @@ def pathwise_gradients(
     (grad_mu, grad_logvar), each ``[n_samples, *mu.shape]``: the average over the first dimension is the
     ``n_samples``-sample estimate.
     """
-    _check_n(n_samples)
+    check_int("n_samples", n_samples)
     eps = _noise(mu, n_samples, generator)
     mu_i = mu.detach().expand_as(eps).clone().requires_grad_(True)  # one copy per sample
     logvar_i = logvar.detach().expand_as(eps).clone().requires_grad_(True)
@@ -160,7 +156,7 @@ def score_function_gradients(
     -------
     (grad_mu, grad_logvar), each ``[n_samples, *mu.shape]``.
     """
-    _check_n(n_samples)
+    check_int("n_samples", n_samples)
     with torch.no_grad():
         mu, logvar = mu.detach(), logvar.detach()
         eps = _noise(mu, n_samples, generator)
@@ -201,7 +197,7 @@ def variance_of_average(per_sample: torch.Tensor, n: int) -> float:
     sum over coordinates of the unbiased variance of those averages (the trace of their covariance).
     For independent samples it estimates :math:`\operatorname{tr}\operatorname{Cov}(\hat g_1)/n`.
     """
-    _check_n(n)
+    check_int("n", n)
     groups = per_sample.shape[0] // n
     if groups < 2:
         raise UserError(f"need at least 2 groups of {n} samples, got {per_sample.shape[0]} samples")
@@ -240,7 +236,7 @@ def gradient_stats(draw: Callable[[], torch.Tensor], repeats: int) -> GradientSt
     """Call ``draw()`` ``repeats`` times (each call one independent estimate, any shape) and return the
     coordinate-wise mean and unbiased variance, accumulated in float64 with Welford's update (nothing
     but two vectors is kept, so million-parameter gradients are fine)."""
-    _check_n(repeats)
+    check_int("repeats", repeats)
     if repeats < 2:
         raise UserError("repeats must be at least 2 to estimate a variance")
     mean = m2 = None
@@ -288,7 +284,7 @@ def encoder_gradient(
       ``baseline`` may be a number or a per-image tensor ``[B]``.
     """
     _check_estimator(estimator)
-    _check_n(n_samples)
+    check_int("n_samples", n_samples)
     x = as_images(x)
     params = [p for p in vae.encoder.parameters() if p.requires_grad]
     with torch.enable_grad():

@@ -43,11 +43,6 @@ __all__ = [
 PATHS = ("linear", "spherical")
 
 
-def _check_batch_size(batch_size) -> None:
-    check_int("batch_size", batch_size)
-
-
-@torch.no_grad()
 def encode_dataset(
     vae: VAE,
     images: torch.Tensor,
@@ -73,7 +68,7 @@ def encode_dataset(
     -------
     ``mu`` or ``(mu, logvar)``, each ``[N, latent_dim]``, in the order of ``images``.
     """
-    _check_batch_size(batch_size)
+    check_int("batch_size", batch_size)
     x_all = eval_images(images, pixels)
     mus, logvars = [], []
     with eval_mode(vae):
