@@ -43,6 +43,7 @@ __all__ = [
 PATHS = ("linear", "spherical")
 
 
+@torch.no_grad()
 def encode_dataset(
     vae: VAE,
     images: torch.Tensor,
