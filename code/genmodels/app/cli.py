@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import List, Optional
 
-from ..core import UserError
+from ..core import UserError, check_int, check_positive
 from ..engine.pixels import PIXEL_MODELS
 from ..gan import ARCHS as GAN_ARCHS
 from ..gan import GENERATOR_LOSSES
@@ -23,34 +23,25 @@ from .zoo import BUDGETS
 __all__ = ["main", "build_parser"]
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
+def _checked(parse, check, what: str, **limits):
+    """An argparse ``type``: parse the text, then apply the package's own check (:mod:`genmodels.core`)."""
+
+    def convert(text: str):
+        try:
+            value = parse(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        try:
+            return check("the value", value, **limits)
+        except UserError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+
+    return convert
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
-    return value
+_positive_int = _checked(int, check_int, "a positive integer")
+_non_negative_int = _checked(int, check_int, "a non-negative integer", minimum=0)
+_positive_float = _checked(float, check_positive, "a positive number")
 
 
 def _add_data_options(p: argparse.ArgumentParser) -> None:
