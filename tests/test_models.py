@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch.distributions import Normal
 
 import genmodels as gm
+from genmodels.core import UserError
 from genmodels.gan import MinibatchDiscrimination
 
 
@@ -325,3 +326,33 @@ def test_toy_networks_and_mixtures():
     pts, centres = gm.grid_of_gaussians(4000, generator=torch.Generator().manual_seed(0))
     assert centres.shape == (25, 2)
     assert len(torch.cdist(pts, centres).argmin(1).unique()) == 25
+
+
+# --- deeper MLPs ------------------------------------------------------------------------------------
+
+
+def test_mlp_depth_sets_the_hidden_layers_and_their_parameter_count():
+    """depth=2: 784-H-H-2D and D-H-H-784; the parameters counted by hand from the layer sizes."""
+    H, D = 16, 3
+    for depth in (1, 2, 3):
+        vae = gm.VAE(latent_dim=D, hidden_dim=H, depth=depth)
+        linears = [m for m in vae.encoder.modules() if isinstance(m, torch.nn.Linear)]
+        assert len(linears) == depth + 1
+        hidden = (depth - 1) * (H * H + H)
+        encoder = (784 * H + H) + hidden + (H * 2 * D + 2 * D)
+        decoder = (D * H + H) + hidden + (H * 784 + 784)
+        assert sum(p.numel() for p in vae.parameters()) == encoder + decoder
+        assert vae.elbo(torch.rand(5, 1, 28, 28)).shape == (5,)
+        assert vae.sample(4).shape == (4, 1, 28, 28)
+
+
+def test_depth_is_refused_for_conv_and_old_configs_without_it_rebuild():
+    with pytest.raises(UserError, match="depth"):
+        gm.VAE(latent_dim=4, arch="conv", depth=2)
+    with pytest.raises(UserError, match="depth"):
+        gm.VAE(latent_dim=4, depth=0)
+    # a checkpoint written before `depth` existed has no such key: it rebuilds the one-hidden-layer MLP
+    from genmodels.engine.checkpoints import build_model
+
+    old = build_model("vae", {"latent_dim": 4, "arch": "mlp", "hidden_dim": 8, "channels": 32})
+    assert old.config.depth == 1 and sum(isinstance(m, torch.nn.Linear) for m in old.modules()) == 4

@@ -48,6 +48,7 @@ from .engine import (  # noqa: E402
     TrainConfig,
     TrainingDiverged,
     binarize,
+    estimate_nll,
     eval_images,
     evaluate_vae,
     gan_step,
@@ -138,6 +139,7 @@ __all__ = [
     "History",
     "TrainingDiverged",
     "evaluate_vae",
+    "estimate_nll",
     "eval_images",
     # data
     "load_mnist",

@@ -42,36 +42,51 @@ class VAEConfig:
     arch : {"mlp", "conv"}
         Fully connected (784-``hidden_dim``-``latent_dim``) or convolutional encoder/decoder.
     hidden_dim : int
-        Width of the hidden layer (MLP) or of the fully connected layer after the convolutions.
+        Width of the hidden layers (MLP) or of the fully connected layer after the convolutions.
     channels : int
         Channels of the first convolution (conv only); the second has twice as many.
+    depth : int
+        Number of hidden layers of each MLP (``depth=2``: 784-H-H-``latent_dim`` and back); MLP only.
     """
 
     latent_dim: int = 20
     arch: str = "mlp"
     hidden_dim: int = 400
     channels: int = 32
+    depth: int = 1
 
     def __post_init__(self):
         check_int("latent_dim", self.latent_dim)
         check_int("hidden_dim", self.hidden_dim)
         check_int("channels", self.channels)
+        check_int("depth", self.depth)
         if self.arch not in ARCHS:
             raise UserError(f"arch must be one of {ARCHS}, got {self.arch!r}")
+        if self.arch != "mlp" and self.depth != 1:
+            raise UserError(
+                f"depth sets the hidden layers of the MLP; the {self.arch} networks have depth=1, got {self.depth}"
+            )
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-class MLPEncoder(nn.Module):
-    """784 → ``hidden_dim`` (ReLU) → 2·``latent_dim`` (mean and log-variance)."""
+def _hidden_layers(width_in: int, hidden_dim: int, depth: int) -> list:
+    """``depth`` fully connected layers of width ``hidden_dim``, each followed by a ReLU."""
+    layers = []
+    for i in range(depth):
+        layers += [nn.Linear(width_in if i == 0 else hidden_dim, hidden_dim), nn.ReLU()]  # (B, H)
+    return layers
 
-    def __init__(self, latent_dim: int, hidden_dim: int):
+
+class MLPEncoder(nn.Module):
+    """784 → ``hidden_dim`` (ReLU, ``depth`` times) → 2·``latent_dim`` (mean and log-variance)."""
+
+    def __init__(self, latent_dim: int, hidden_dim: int, depth: int = 1):
         super().__init__()
         self.net = nn.Sequential(
             nn.Flatten(),  # (B, 784)
-            nn.Linear(NUM_PIXELS, hidden_dim),  # (B, H)
-            nn.ReLU(),
+            *_hidden_layers(NUM_PIXELS, hidden_dim, depth),  # (B, H)
             nn.Linear(hidden_dim, 2 * latent_dim),  # (B, 2D)
         )
 
@@ -81,13 +96,12 @@ class MLPEncoder(nn.Module):
 
 
 class MLPDecoder(nn.Module):
-    """``latent_dim`` → ``hidden_dim`` (ReLU) → 784 logits, shaped ``[B, 1, 28, 28]``."""
+    """``latent_dim`` → ``hidden_dim`` (ReLU, ``depth`` times) → 784 logits, shaped ``[B, 1, 28, 28]``."""
 
-    def __init__(self, latent_dim: int, hidden_dim: int):
+    def __init__(self, latent_dim: int, hidden_dim: int, depth: int = 1):
         super().__init__()
         self.net = nn.Sequential(
-            nn.Linear(latent_dim, hidden_dim),  # (B, H)
-            nn.ReLU(),
+            *_hidden_layers(latent_dim, hidden_dim, depth),  # (B, H)
             nn.Linear(hidden_dim, NUM_PIXELS),  # (B, 784)
             nn.Unflatten(-1, IMAGE_SHAPE),  # (B, 1, 28, 28)
         )
@@ -159,15 +173,16 @@ class VAE(ConfiguredModel):
         *,
         hidden_dim: int = 400,
         channels: int = 32,
+        depth: int = 1,
         config: Optional[VAEConfig] = None,
     ):
         super().__init__()
         if config is None:
-            config = VAEConfig(latent_dim=latent_dim, arch=arch, hidden_dim=hidden_dim, channels=channels)
+            config = VAEConfig(latent_dim=latent_dim, arch=arch, hidden_dim=hidden_dim, channels=channels, depth=depth)
         self.config = config
         if config.arch == "mlp":
-            self.encoder = MLPEncoder(config.latent_dim, config.hidden_dim)
-            self.decoder = MLPDecoder(config.latent_dim, config.hidden_dim)
+            self.encoder = MLPEncoder(config.latent_dim, config.hidden_dim, config.depth)
+            self.decoder = MLPDecoder(config.latent_dim, config.hidden_dim, config.depth)
         else:
             self.encoder = ConvEncoder(config.latent_dim, config.hidden_dim, config.channels)
             self.decoder = ConvDecoder(config.latent_dim, config.hidden_dim, config.channels)

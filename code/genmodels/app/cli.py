@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from ..core import UserError, check_int, check_positive
+from ..engine.loops import LR_SCHEDULES
 from ..engine.pixels import PIXEL_MODELS
 from ..gan import ARCHS as GAN_ARCHS
 from ..gan import GENERATOR_LOSSES
@@ -69,6 +70,12 @@ def _add_run_options(p: argparse.ArgumentParser, *, lr: float, pixels: str, batc
         "--batch-size", type=_positive_int, default=batch_size, help="images per step (default: %(default)s)"
     )
     p.add_argument("--lr", type=_positive_float, default=lr, help="Adam learning rate (default: %(default)s)")
+    p.add_argument(
+        "--lr-schedule",
+        choices=LR_SCHEDULES,
+        default="constant",
+        help="constant, or cosine: from --lr down to 0 at the last step of --epochs (default: %(default)s)",
+    )
     p.add_argument(
         "--pixels",
         choices=PIXEL_MODELS,
@@ -131,6 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     vae.add_argument("--arch", choices=VAE_ARCHS, default="mlp", help="encoder/decoder networks (default: %(default)s)")
     vae.add_argument("--latent-dim", type=_positive_int, default=20, help="size of z (default: %(default)s)")
     vae.add_argument("--hidden-dim", type=_positive_int, default=400, help="hidden width (default: %(default)s)")
+    vae.add_argument(
+        "--depth", type=_positive_int, default=1, help="hidden layers of each MLP (mlp only; default: %(default)s)"
+    )
     _add_run_options(vae, lr=1e-3, pixels="dynamic", batch_size=128)
 
     gan = family.add_parser(
@@ -349,6 +359,7 @@ def _train(args) -> int:
         num_epochs=epochs,
         batch_size=args.batch_size,
         lr=args.lr,
+        lr_schedule=args.lr_schedule,
         pixels=args.pixels,
         seed=args.seed,
         device=args.device,
@@ -357,7 +368,7 @@ def _train(args) -> int:
         checkpoint_every=args.checkpoint_every,
     )
     if args.family == "vae":
-        model = gm.VAE(latent_dim=args.latent_dim, arch=args.arch, hidden_dim=args.hidden_dim)
+        model = gm.VAE(latent_dim=args.latent_dim, arch=args.arch, hidden_dim=args.hidden_dim, depth=args.depth)
         name = f"vae-{args.arch}-z{args.latent_dim}"
     else:
         model = gm.GAN(latent_dim=args.latent_dim, arch=args.arch, minibatch_kernels=args.minibatch_kernels)

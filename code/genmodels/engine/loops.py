@@ -59,25 +59,32 @@ __all__ = [
     "train_gan",
     "train_autoencoder",
     "evaluate_vae",
+    "estimate_nll",
     "eval_images",
     "saturated_steps",
     "EVAL_SEED",
+    "LR_SCHEDULES",
+    "scheduled_lr",
     "SATURATION_LEVEL",
     "SATURATION_STEPS",
 ]
 
+LR_SCHEDULES = ("constant", "cosine")
 EVAL_SEED = 2024  # fixed binarization and noise for test-set evaluation, identical across runs
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Settings of a training run; stored in the checkpoint.
+    r"""Settings of a training run; stored in the checkpoint.
 
     Parameters
     ----------
     num_epochs : passes over the training data.
     batch_size : images per step.
-    lr : Adam's learning rate.
+    lr : Adam's learning rate (the peak of the schedule).
+    lr_schedule : ``"constant"``, or ``"cosine"``: the learning rate of step :math:`t` of :math:`T` is
+        :math:`\mathrm{lr}\cdot\tfrac12(1+\cos(\pi t/T))`, from ``lr`` down to 0 at the last step. It is a
+        function of the step alone, so a resumed run follows the same schedule.
     betas : Adam's betas.
     pixels : ``"continuous"``, ``"dynamic"`` (a fresh Bernoulli draw per batch) or ``"static"``.
     seed : seeds the shuffles, the binarization and the model's noise.
@@ -91,6 +98,7 @@ class TrainConfig:
     num_epochs: int = 10
     batch_size: int = 128
     lr: float = 1e-3
+    lr_schedule: str = "constant"
     betas: Tuple[float, float] = (0.9, 0.999)
     pixels: str = "dynamic"
     seed: int = 0
@@ -106,6 +114,7 @@ class TrainConfig:
         check_positive("lr", self.lr)
         check_int("checkpoint_every", self.checkpoint_every, minimum=0)
         check_choice("pixels", self.pixels, PIXEL_MODELS)
+        check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -174,6 +183,32 @@ class TrainingDiverged(UserError, RuntimeError):
     """The loss became NaN or infinite; the message names the step and the last good checkpoint."""
 
 
+def scheduled_lr(config: TrainConfig, step: int, total_steps: int) -> float:
+    """The learning rate of step ``step`` (0-based) of ``total_steps`` under ``config.lr_schedule``."""
+    if config.lr_schedule == "constant":
+        return config.lr
+    return config.lr * 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / max(total_steps, 1)))
+
+
+def _set_lr(optimizers, lr: float) -> None:
+    for opt in optimizers:
+        for group in opt.param_groups:
+            group["lr"] = lr
+
+
+def make_adam(params, *, lr: float, betas=(0.9, 0.999), device: torch.device) -> torch.optim.Optimizer:
+    """Adam, with its fused kernel on CPU and CUDA: one pass over all parameters instead of a dozen small
+    ops per tensor (on this project's 2-core CPU, 0.3 ms instead of 1.3 ms a step for the MLP VAE, about a
+    tenth of its step). Same update rule; falls back to the default implementation where fused is missing."""
+    params = list(params)
+    if device.type in ("cpu", "cuda"):
+        try:
+            return torch.optim.Adam(params, lr=lr, betas=betas, fused=True)
+        except (RuntimeError, TypeError, ValueError):  # pragma: no cover - an older torch or an odd device
+            pass
+    return torch.optim.Adam(params, lr=lr, betas=betas)
+
+
 def eval_images(images: torch.Tensor, pixels: str, *, device=None) -> torch.Tensor:
     """The fixed float version of a test set used for every evaluation: continuous pixels as they are,
     binarized pixels by one Bernoulli draw seeded with ``EVAL_SEED`` (the same draw in every run).
@@ -220,6 +255,42 @@ def evaluate_vae(
                 for kk in k:
                     totals[f"iwae_{kk}"] -= model.iwae_bound(x, k=kk).sum().item()
     return {name: value / len(x_all) for name, value in totals.items()}
+
+
+@torch.no_grad()
+def estimate_nll(
+    model: VAE,
+    images: torch.Tensor,
+    *,
+    k: int = 5000,
+    pixels: str = "dynamic",
+    batch_size: int = 100,
+) -> Dict[str, float]:
+    r"""The test negative log-likelihood estimated by the importance-weighted bound,
+    :math:`-\frac1n\sum_i \mathcal L_k(x_i)` nats per image, with its standard error over the images.
+
+    :math:`\mathcal L_k \le \log p(x)` for every ``k`` and tends to it as ``k`` grows (Burda et al. 2016 use
+    ``k = 5000``), so the estimate is an upper bound on the true NLL up to its noise. The standard error is
+    the spread of the per-image values over :math:`\sqrt n`; it contains both the variety of the digits and the
+    Monte Carlo noise of each bound. Same fixed binarization and seeded noise as :func:`evaluate_vae`.
+    Returns ``{"nll", "se", "k", "images", "seconds"}``.
+    """
+    check_int("k", k)
+    x_all = eval_images(images, pixels)
+    device = model.device
+    start = time.perf_counter()
+    values = []
+    with eval_mode(model):
+        devices = [device.index or 0] if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(EVAL_SEED)
+            for first in range(0, len(x_all), batch_size):
+                x = x_all[first : first + batch_size].to(device)
+                values.append(-model.iwae_bound(x, k=k).double().cpu())
+    per_image = torch.cat(values)  # (n,)
+    n = len(per_image)
+    se = per_image.std().item() / math.sqrt(n) if n > 1 else math.nan
+    return {"nll": per_image.mean().item(), "se": se, "k": k, "images": n, "seconds": time.perf_counter() - start}
 
 
 def _rng_state(device: torch.device) -> dict:
@@ -435,7 +506,7 @@ def train_vae(
     config = replace(config or TrainConfig(), **overrides)
     run = _Run(model, data, config, checkpoint, resume, progress)
     run.data_source = getattr(data, "source", None)
-    opt = torch.optim.Adam(model.parameters(), lr=config.lr, betas=config.betas)
+    opt = make_adam(model.parameters(), lr=config.lr, betas=config.betas, device=run.device)
     optimizers = {"model": opt}
     if run.resume:
         run.restore(optimizers, "vae")
@@ -449,6 +520,8 @@ def train_vae(
         epoch = run.batches.epoch
         start, bar = time.perf_counter(), run.bar(epoch, config.num_epochs)
         for x in run.batches:
+            if config.lr_schedule != "constant":
+                _set_lr([opt], scheduled_lr(config, run.step, config.num_epochs * steps_per_epoch))
             eps = torch.randn(x.shape[0], model.latent_dim, device=run.device)  # noise for the global batch
             stats = vae_step(elbo_parts, run.shard(x), run.shard(eps), opt)
             run.step += 1
@@ -528,8 +601,8 @@ def train_gan(
         raise TypeError("train_gan needs a GANTrainConfig (it has the generator loss and d_steps)")
     run = _Run(model, data, config, checkpoint, resume, progress)
     run.data_source = getattr(data, "source", None)
-    opt_d = torch.optim.Adam(model.discriminator.parameters(), lr=config.lr, betas=config.betas)
-    opt_g = torch.optim.Adam(model.generator.parameters(), lr=config.lr, betas=config.betas)
+    opt_d = make_adam(model.discriminator.parameters(), lr=config.lr, betas=config.betas, device=run.device)
+    opt_g = make_adam(model.generator.parameters(), lr=config.lr, betas=config.betas, device=run.device)
     optimizers = {"discriminator": opt_d, "generator": opt_g}
     if run.resume:
         run.restore(optimizers, "gan")
@@ -554,6 +627,8 @@ def train_gan(
             if len(group) < config.d_steps and run.batches.epoch == epoch:  # (the epoch advances after its last batch)
                 continue
             noise = functools.partial(global_noise, x.shape[0])
+            if config.lr_schedule != "constant":
+                _set_lr([opt_d, opt_g], scheduled_lr(config, run.step, config.num_epochs * steps_per_epoch))
             stats = gan_step(netG, netD, group, noise, opt_d, opt_g, loss=config.loss)
             bar.update(len(group))
             group = []
