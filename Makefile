@@ -75,8 +75,8 @@ test-colab:
 
 # Re-execute the chapters with the full budget and store their outputs (and widget state) in place; the
 # widgets are built static (GENMODELS_WIDGETS=static): every picture precomputed, so the HTML book needs no kernel.
-# GENMODELS_DATA (relative to this folder, or absolute) points the loaders at IDX files, e.g. the real
-# MNIST test set:  make notebooks GENMODELS_DATA=../shared/data/mnist-test
+# GENMODELS_DATA (relative to this folder, or absolute) points the loaders at IDX files, e.g. the full
+# MNIST (the published run):  make notebooks GENMODELS_DATA=path/to/mnist
 # Each kernel runs in its notebook's folder and gets the path relative to that folder.
 NOTEBOOKS ?= $(shell find book -name '*.ipynb' -not -path '*/.ipynb_checkpoints/*' | sort)
 notebooks: $(STAMP)

@@ -18,7 +18,7 @@ import pytest
 import torch
 
 import genmodels as gm
-from genmodels.app import cli, widgets, zoo
+from genmodels.app import cli, zoo
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +64,7 @@ def test_shipped_manifest_lists_every_model_with_its_true_hash_and_size():
         total += len(data)
         assert entry["model_config"] == zoo.spec(name).model_config
         assert entry["budget"] == "full" and entry["epochs"] == zoo.spec(name).epochs["full"]
-    assert total < 6_000_000, f"the shipped set should stay a few MB, it is {total / 1e6:.1f} MB"
+    assert total < 20_000_000, f"the shipped set should stay small, it is {total / 1e6:.1f} MB"
 
 
 @pytest.mark.parametrize("name", zoo.names())
@@ -87,18 +87,18 @@ def independent_pixel_baseline(train, test):
     return -(x_test * p.log() + (1 - x_test) * (1 - p).log()).sum(1).mean().item()
 
 
-def test_shipped_vaes_evaluated_now_add_up_beat_the_baseline_and_improve_with_latent_size_up_to_16(subset):
-    """The shipped weights evaluated now, on the held-out digits of the offline subset. The manifest's numbers
-    are compared only when they were measured on the same digits (the shipped set was measured on the
-    10,000 MNIST test digits, so not here). What must hold on any data: -ELBO = reconstruction + KL with
-    both parts positive, the importance-weighted bound (k = 50) tighter than the ELBO, every VAE better
-    than the independent-pixel baseline, and -ELBO falling from latent size 2 to 16 (by 10 nats or more a
-    step on the full test set; here each step must gain at least 2 nats)."""
+def test_shipped_vaes_evaluated_now_add_up_beat_the_baseline_and_improve_with_latent_size_up_to_20(subset):
+    """The shipped weights evaluated now, on the digits of the offline subset (MNIST training digits, which the
+    shipped VAEs were trained on; the manifest's numbers are on the 10,000 official test digits, so they are
+    not compared here). What must hold on any data: -ELBO = reconstruction + KL with both parts positive, the
+    importance-weighted bound (k = 50) tighter than the ELBO, every VAE better than the independent-pixel
+    baseline, and -ELBO falling from latent size 2 to 20 (by 10 nats or more a step on the test set; here
+    each step must gain at least 2 nats)."""
     train, test = subset
     baseline = independent_pixel_baseline(train, test)
     manifest = zoo.read_manifest(zoo.SHIPPED_DIR)
     nelbo = {}
-    for d in widgets.LATENT_SIZES:
+    for d in zoo.VAE_LATENT_SIZES:
         vae = zoo.load(f"vae-d{d}", train_if_missing=False)
         m = gm.evaluate_vae(vae, test.images)
         assert m["nelbo"] == pytest.approx(m["recon"] + m["kl"], rel=1e-6)
@@ -108,16 +108,36 @@ def test_shipped_vaes_evaluated_now_add_up_beat_the_baseline_and_improve_with_la
         if shipped["test_data"] == test.origin:  # the same digits and binarization: the same numbers
             assert m["nelbo"] == pytest.approx(shipped["test_nelbo"], rel=1e-4)
         nelbo[d] = m["nelbo"]
-        if d == 16:
+        if d == 20:
             m = gm.evaluate_vae(vae, test.images[:200], k=(50,))
             assert m["iwae_50"] < m["nelbo"], m
-    assert all(nelbo[a] - nelbo[b] > 2 for a, b in [(2, 4), (4, 8), (8, 16)]), nelbo
+    assert all(nelbo[a] - nelbo[b] > 2 for a, b in [(2, 5), (5, 10), (10, 20)]), nelbo
 
 
-def test_a_shipped_vae_beats_the_independent_pixel_baseline_on_held_out_digits(subset):
+def test_shipped_vae_numbers_are_ordered_as_the_bounds_must_be():
+    """The manifest's test numbers of every shipped VAE (official test set) obey what the mathematics says of
+    them, whatever their values: -ELBO = reconstruction + KL; the bounds tighten with k on average, so
+    -L1 >= -L10 >= -L100 (up to the noise of one sample for L1) and the k = 5,000 estimate is the lowest,
+    with a positive standard error; and the learning curve, where recorded, has one value per epoch."""
+    for name in zoo.names("vae"):
+        entry = zoo.read_manifest(zoo.SHIPPED_DIR)[name]
+        m = entry["metrics"]
+        assert m["test_nelbo"] == pytest.approx(m["test_recon"] + m["test_kl"], rel=1e-6), name
+        assert abs(m["iwae_1"] - m["test_nelbo"]) < 1.0, name  # two one-sample estimates of the same bound
+        assert m["iwae_1"] > m["iwae_10"] > m["iwae_100"], name
+        if "nll" in m:
+            nll = m["nll"]
+            assert nll["k"] == zoo.spec(name).nll[0] and nll["images"] == zoo.spec(name).nll[1], name
+            assert 0 < nll["se"] < 2.0 and nll["nll"] < m["iwae_100"] + 3 * nll["se"], name
+        if zoo.spec(name).curve:
+            assert len(entry["curve"]["test_nelbo"]) == entry["epochs"] == len(entry["curve"]["seconds"]), name
+            assert entry["curve"]["test_nelbo"][-1] == pytest.approx(m["test_nelbo"], abs=1.0), name
+
+
+def test_a_shipped_vae_beats_the_independent_pixel_baseline_on_the_offline_digits(subset):
     """A trained VAE must do far better (tens of nats) than independent pixels."""
     train, test = subset
-    vae = zoo.load("vae-d16", train_if_missing=False)
+    vae = zoo.load("vae-d20", train_if_missing=False)
     baseline = independent_pixel_baseline(train, test)
     nelbo = gm.evaluate_vae(vae, test.images)["nelbo"]
     assert nelbo < baseline - 50, (nelbo, baseline)
@@ -135,11 +155,11 @@ def test_a_shipped_gan_is_much_closer_to_the_digits_than_an_untrained_one(subset
 
 
 def test_load_returns_an_eval_mode_model_with_its_manifest_entry():
-    model = zoo.load("vae-d8", train_if_missing=False)
-    assert isinstance(model, gm.VAE) and model.latent_dim == 8 and not model.training
+    model = zoo.load("vae-d10", train_if_missing=False)
+    assert isinstance(model, gm.VAE) and model.latent_dim == 10 and not model.training
     assert (
-        model.zoo_info["name"] == "vae-d8"
-        and model.zoo_info["sha256"] == zoo.read_manifest(zoo.SHIPPED_DIR)["vae-d8"]["sha256"]
+        model.zoo_info["name"] == "vae-d10"
+        and model.zoo_info["sha256"] == zoo.read_manifest(zoo.SHIPPED_DIR)["vae-d10"]["sha256"]
     )
     assert next(model.parameters()).dtype == torch.float32
 
@@ -152,21 +172,21 @@ def test_a_shipped_file_that_fails_its_hash_is_refused_and_the_advice_works(tmp_
     shutil.copytree(zoo.SHIPPED_DIR, shipped)
     monkeypatch.setattr(zoo, "SHIPPED_DIR", shipped)
     monkeypatch.setenv("GENMODELS_CACHE", str(tmp_path / "cache"))
-    path = shipped / zoo.read_manifest(shipped)["vae-d4"]["file"]
+    path = shipped / zoo.read_manifest(shipped)["vae-d5"]["file"]
     flip_a_byte(path)
     with pytest.raises(zoo.ZooError, match="does not match its manifest") as err:
-        zoo.load("vae-d4")
+        zoo.load("vae-d5")
     message = str(err.value)
     assert str(path) in message and "corrupt or was replaced" in message
     assert "`pip install --force-reinstall genmodels`" in message and f"`git checkout -- {path}`" in message
-    assert f"delete the file and load 'vae-d4' again, which trains it into the cache {zoo.cache_dir()}" in message
-    zoo.load("vae-d8")  # the others still load
+    assert f"delete the file and load 'vae-d5' again, which trains it into the cache {zoo.cache_dir()}" in message
+    zoo.load("vae-d10")  # the others still load
 
     # The advice works: without the file, the model is trained into the cache and loads.
     path.unlink()
     train, test = subset
-    model = zoo.load("vae-d4", data=tiny(train), test_data=tiny(test), progress=False)
-    assert Path(model.zoo_info["path"]).parent == zoo.cache_dir() and model.latent_dim == 4
+    model = zoo.load("vae-d5", data=tiny(train), test_data=tiny(test), progress=False)
+    assert Path(model.zoo_info["path"]).parent == zoo.cache_dir() and model.latent_dim == 5
 
 
 def test_a_cached_file_that_fails_its_hash_names_the_command_that_remakes_it(isolated, subset):
@@ -193,7 +213,7 @@ def test_a_cached_file_that_fails_its_hash_names_the_command_that_remakes_it(iso
 
 
 def test_unknown_names_and_broken_manifests_are_explained(isolated):
-    with pytest.raises(zoo.ZooError, match="vae-d2, vae-d4"):
+    with pytest.raises(zoo.ZooError, match="vae-d2, vae-d5"):
         zoo.load("vae-d3")
     folder = isolated / "shipped"
     folder.mkdir()
@@ -271,4 +291,4 @@ def test_train_refuses_an_unknown_budget_or_name(isolated):
     with pytest.raises(ValueError, match="budget must be one of"):
         zoo.train(["vae-d2"], out_dir=isolated, budget="huge")
     with pytest.raises(zoo.ZooError, match="no model called"):
-        zoo.train(["vae-d5"], out_dir=isolated)
+        zoo.train(["vae-d4"], out_dir=isolated)

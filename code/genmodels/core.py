@@ -23,7 +23,8 @@ __all__ = [
     "DeviceLike",
     "IMAGE_SHAPE",
     "NUM_PIXELS",
-    "LATENT_SIZES",
+    "VAE_LATENT_SIZES",
+    "GAN_LATENT_SIZES",
     "pick_device",
     "seed_everything",
     "check_int",
@@ -44,8 +45,10 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 IMAGE_SHAPE = (1, 28, 28)  # one MNIST image, channels first
 NUM_PIXELS = 784
 
-#: The latent sizes of the trained models behind the widgets (the zoo) and of the widgets' sliders.
-LATENT_SIZES = (2, 4, 8, 16, 32, 64)
+#: The latent sizes of the zoo's VAEs: the widgets' sliders and the latent-size table of the VAE chapter.
+VAE_LATENT_SIZES = (2, 5, 10, 20, 50)
+#: The noise sizes of the zoo's DCGANs and of the GAN widgets' sliders.
+GAN_LATENT_SIZES = (2, 4, 8, 16, 32, 64)
 
 
 class UserError(ValueError):

@@ -293,8 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
     zp = sub.add_parser(
         "zoo",
         help="the trained models behind the widgets: list, verify, train, time",
-        description="The set of small trained models the widgets load by name (VAEs vae-d2 ... "
-        "vae-d64, DCGANs gan-d2 ... gan-d64), each listed with its sha256 in a manifest.",
+        description="The set of trained models the book loads by name (VAEs vae-d2 ... vae-d50, vae-mlp2-d50, vae-conv-d50, "
+        "DCGANs gan-d2 ... gan-d64), each listed with its sha256 in a manifest.",
     )
     zsub = zp.add_subparsers(dest="action", required=True, metavar="ACTION")
     zsub.add_parser("list", help="every model: where it is found (shipped, cache or missing), size, numbers")
@@ -593,7 +593,7 @@ def _zoo(args) -> int:
         for name in zoo.names():
             entry = zoo.find(name)
             if entry is None:
-                print(f"{name:8s}  {missing}")
+                print(f"{name:12s}  {missing}")
             else:
                 yield name, entry
 
@@ -608,8 +608,11 @@ def _zoo(args) -> int:
                 if "test_nelbo" in m
                 else f"FCD {m['fcd']:.0f}, {m['classes_covered']}/10 classes"
             )
+            if "nll" in m:
+                nll = m["nll"]
+                numbers += f", -L{nll['k']} {nll['nll']:.2f} ± {nll['se']:.2f} ({nll['images']:,} digits)"
             print(
-                f"{name:8s}  {where:7s}  {entry['bytes'] / 1e6:.2f} MB  {entry['budget']}, {entry['epochs']} epochs  {numbers}"
+                f"{name:12s}  {where:7s}  {entry['bytes'] / 1e6:.2f} MB  {entry['budget']}, {entry['epochs']} epochs  {numbers}"
             )
         print(f"total {total / 1e6:.2f} MB")
         return 0

@@ -36,12 +36,13 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-from ..core import LATENT_SIZES, UserError
+from ..core import GAN_LATENT_SIZES, VAE_LATENT_SIZES, UserError
 from .plotting import image_grid
 
 __all__ = [
     "MODES",
-    "LATENT_SIZES",
+    "VAE_LATENT_SIZES",
+    "GAN_LATENT_SIZES",
     "Control",
     "Panel",
     "Frame",
@@ -346,7 +347,7 @@ def _fmt_signed(v: float) -> str:
 def latent_size_explorer(
     family: str = "vae",
     *,
-    sizes: Sequence[int] = LATENT_SIZES,
+    sizes: Optional[Sequence[int]] = None,
     models: Optional[Dict[int, torch.nn.Module]] = None,
     test_data=None,
     n_samples: int = 32,
@@ -362,12 +363,13 @@ def latent_size_explorer(
     the GAN (``family="gan"``), 32 samples from fixed noise and the Fréchet classifier distance and class
     coverage recorded when the model was trained (or measured now on 500 samples for a model without them).
 
-    ``models`` maps a size to a trained model; missing sizes are loaded from :mod:`genmodels.zoo`
-    (``vae-d8``, ``gan-d8``...), which trains and caches any model it does not have.
+    ``sizes`` default to the zoo's (:data:`VAE_LATENT_SIZES` or :data:`GAN_LATENT_SIZES`); ``models`` maps a
+    size to a trained model; missing sizes are loaded from :mod:`genmodels.zoo` (``vae-d10``, ``gan-d8``...),
+    which trains and caches any model it does not have.
     """
     if family not in ("vae", "gan"):
         raise UserError(f"family must be 'vae' or 'gan', got {family!r}")
-    sizes = list(sizes)
+    sizes = list(sizes if sizes is not None else (VAE_LATENT_SIZES if family == "vae" else GAN_LATENT_SIZES))
     models_ = _Models(f"{family}-d", models, device, progress)
     images, labels, origin = _test_set(test_data)
     digits = images[_first_of_each(labels, range(8), 8)]
@@ -521,7 +523,7 @@ def interpolation_explorer(
     device="cpu",
     progress: bool = True,
 ) -> Explorer:
-    r"""Walk from one code to another. VAE (default ``vae-d16``): between the posterior means of two test
+    r"""Walk from one code to another. VAE (default ``vae-d20``): between the posterior means of two test
     digits of different classes (for each class, among the first 2,000 test digits, the one whose code lies
     nearest to its class's mean code), on the straight line. GAN (default ``gan-d64``): between two noise
     vectors, on the straight line or the spherical path (:func:`genmodels.latent.interpolate`). The
@@ -531,7 +533,7 @@ def interpolation_explorer(
     if family not in ("vae", "gan"):
         raise UserError(f"family must be 'vae' or 'gan', got {family!r}")
     if model is None:
-        latent_dim = latent_dim or (16 if family == "vae" else 64)
+        latent_dim = latent_dim or (20 if family == "vae" else 64)
         model = _Models(f"{family}-d", None, device, progress)[latent_dim]
     d = model.latent_dim
     endpoints: List[Tuple[str, torch.Tensor, torch.Tensor]] = []
@@ -623,7 +625,7 @@ def training_panel(
             ("GAN, saturating loss", "saturating"),
         ]
     )
-    latent = w.Dropdown(options=[(str(d), d) for d in LATENT_SIZES], index=2)
+    latent = w.Dropdown(options=[(str(d), d) for d in sorted({*VAE_LATENT_SIZES, *GAN_LATENT_SIZES})], value=10)
     epochs = w.IntSlider(value=3, min=1, max=max_epochs)
     button = w.Button(description="Train", button_style="primary", icon="play")
     bar = w.IntProgress(value=0, min=0, max=1)
@@ -665,7 +667,7 @@ def training_panel(
             kind, d, n = family.value, latent.value, epochs.value
             bar.max, bar.value = n, 0
             status.value = f"training on {getattr(train_set, 'origin', 'the given images')} on {dev} ..."
-            model = zoo.spec(f"{'vae' if kind == 'vae' else 'gan'}-d{d}").build()
+            model = zoo.build_like("vae" if kind == "vae" else "gan", d)
             start = time.perf_counter()
 
             def step(epoch, history):

@@ -1,7 +1,11 @@
 """The trained models behind the book's widgets: loaded by name, verified by hash, trained when missing.
 
-The set ("the zoo") is one fully connected VAE for each latent size in :data:`LATENT_SIZES` (``vae-d2`` is
-also the 2-D VAE of the latent navigator) and one DCGAN for each noise size (``gan-d2`` ... ``gan-d64``).
+The set ("the zoo") is one fully connected 784-400-*d* VAE for each latent size in :data:`VAE_LATENT_SIZES`
+(``vae-d2`` ... ``vae-d50``; ``vae-d2`` is also the 2-D VAE of the latent navigator), the VAE chapter's two
+larger VAEs (``vae-mlp2-d50``, two hidden layers of 512; ``vae-conv-d50``, convolutional), and one DCGAN for each
+noise size in :data:`GAN_LATENT_SIZES` (``gan-d2`` ... ``gan-d64``). The VAEs are evaluated when written:
+test negative ELBO, importance-weighted bounds and, for some, the log-likelihood estimate with its
+standard error; the manifest keeps those numbers and the test curve of training.
 Every file is an ordinary genmodels checkpoint (``gm.load_checkpoint`` and ``python -m genmodels sample``
 read it) holding float16 weights only, listed with its sha256 in a ``manifest.json`` beside it.
 
@@ -33,15 +37,15 @@ import shlex
 import threading
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Union
+from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
 
 import torch
 from torch import nn
 
 from .. import __version__
-from ..core import LATENT_SIZES, WEIGHTS_DIR, UserError
+from ..core import GAN_LATENT_SIZES, VAE_LATENT_SIZES, WEIGHTS_DIR, UserError
 from ..engine.checkpoints import (
     _NO_ROOM_ERRNOS,
     CheckpointError,
@@ -57,13 +61,15 @@ except ImportError:  # pragma: no cover - Windows
     fcntl = None
 
 __all__ = [
-    "LATENT_SIZES",
+    "VAE_LATENT_SIZES",
+    "GAN_LATENT_SIZES",
     "BUDGETS",
     "ZooError",
     "ZooSpec",
     "SPECS",
     "SHIPPED_DIR",
     "names",
+    "build_like",
     "spec",
     "cache_dir",
     "sha256_of",
@@ -87,17 +93,27 @@ class ZooError(CheckpointError):
 
 @dataclass(frozen=True)
 class ZooSpec:
-    """How one model of the set is built and trained.
+    r"""How one model of the set is built, trained and evaluated.
 
-    ``epochs`` maps a budget to the number of passes over the training set; the rest is the model's
-    config. VAEs: 784-``hidden_dim``-``latent_dim`` MLP, dynamically binarized pixels, Adam 1e-3, batch 128.
-    GANs: DCGAN with ``channels`` feature maps at 14×14, non-saturating loss, Adam 2e-4 (0.5, 0.999), batch 128.
+    ``epochs`` maps a budget to the number of passes over the training set; ``train`` holds the fields of
+    :class:`~genmodels.engine.loops.TrainConfig` that differ from its defaults. VAEs: dynamically binarized
+    pixels, Adam 1e-3 with a cosine schedule, batch 128. GANs: DCGAN with ``channels`` feature maps at 14×14,
+    non-saturating loss, Adam 2e-4 (0.5, 0.999), batch 128.
+
+    VAEs only: ``eval_k``, the importance-weighted bounds :math:`\mathcal L_k` measured on every test digit;
+    ``nll``, ``(k, n)`` for the log-likelihood estimate :math:`-\mathcal L_k` with its standard error on all
+    test digits or a fixed random ``n`` of them (seed 0), full budget only (``None``: not measured; it costs ``k`` decoder passes a digit); ``curve``: record
+    the test negative ELBO after every epoch.
     """
 
     name: str
     kind: str
     model_config: Dict[str, Any]
     epochs: Dict[str, int]
+    train: Dict[str, Any] = field(default_factory=dict)
+    eval_k: Tuple[int, ...] = ()
+    nll: Optional[Tuple[int, int]] = None
+    curve: bool = False
 
     def build(self) -> nn.Module:
         from ..engine.checkpoints import build_model
@@ -105,16 +121,47 @@ class ZooSpec:
         return build_model(self.kind, dict(self.model_config))
 
 
+def _vae(d: int, *, hidden_dim: int = 400, depth: int = 1, arch: str = "mlp") -> Dict[str, Any]:
+    return {"latent_dim": d, "arch": arch, "hidden_dim": hidden_dim, "channels": 32, "depth": depth}
+
+
+VAE_TRAIN = {"lr_schedule": "cosine"}  # Adam 1e-3 decayed to 0: the last epochs settle instead of jittering
+
+
 def _specs() -> Dict[str, ZooSpec]:
     specs = {}
-    for d in LATENT_SIZES:
+    for d in VAE_LATENT_SIZES:
         specs[f"vae-d{d}"] = ZooSpec(
             f"vae-d{d}",
             "vae",
-            {"latent_dim": d, "arch": "mlp", "hidden_dim": 128, "channels": 32},
+            _vae(d),
             {"quick": 10, "full": 100},
+            VAE_TRAIN,
+            eval_k=(1, 10, 100),
+            nll=(5000, 10_000) if d == 20 else None,
+            curve=d == 20,
         )
-    for d in LATENT_SIZES:
+    specs["vae-mlp2-d50"] = ZooSpec(
+        "vae-mlp2-d50",
+        "vae",
+        _vae(50, hidden_dim=512, depth=2),
+        {"quick": 10, "full": 150},
+        VAE_TRAIN,
+        eval_k=(1, 10, 100),
+        nll=(5000, 10_000),
+        curve=True,
+    )
+    specs["vae-conv-d50"] = ZooSpec(
+        "vae-conv-d50",
+        "vae",
+        _vae(50, hidden_dim=512, arch="conv"),
+        {"quick": 3, "full": 50},
+        VAE_TRAIN,
+        eval_k=(1, 10, 100),
+        nll=(5000, 500),
+        curve=True,
+    )
+    for d in GAN_LATENT_SIZES:
         specs[f"gan-d{d}"] = ZooSpec(
             f"gan-d{d}",
             "gan",
@@ -132,6 +179,14 @@ def _specs() -> Dict[str, ZooSpec]:
 
 
 SPECS: Dict[str, ZooSpec] = _specs()
+
+
+def build_like(kind: str, latent_dim: int) -> nn.Module:
+    """An untrained model built like the zoo's (``vae-d20``, ``gan-d16``) with another latent size."""
+    from ..engine.checkpoints import build_model
+
+    reference = spec("vae-d20" if kind == "vae" else "gan-d16")
+    return build_model(reference.kind, dict(reference.model_config, latent_dim=latent_dim))
 
 
 def names(kind: Optional[str] = None) -> List[str]:
@@ -309,7 +364,7 @@ def load(
 
     Parameters
     ----------
-    name : one of :func:`names`, e.g. ``"vae-d8"`` or ``"gan-d64"``.
+    name : one of :func:`names`, e.g. ``"vae-d10"`` or ``"gan-d64"``.
     device : where to put the model.
     train_if_missing : when the model is neither shipped nor cached, train it (else raise :class:`ZooError`).
     budget : ``"quick"`` or ``"full"`` for such training; default full on CUDA, quick elsewhere.
@@ -366,19 +421,29 @@ def _describe(images) -> str:
     return getattr(images, "origin", None) or f"{len(images[0] if isinstance(images, tuple) else images):,} images"
 
 
-def _evaluate_vae(model: nn.Module, test_images) -> Dict[str, Any]:
-    """Test negative ELBO and its parts (nats per image) under the fixed evaluation binarization."""
-    from ..engine.loops import evaluate_vae
+def _evaluate_vae(model: nn.Module, test_images, s: "ZooSpec", budget: str) -> Dict[str, Any]:
+    """Test negative ELBO and its parts, the negative bounds ``iwae_K`` for ``s.eval_k`` (nats per image, on
+    every test digit, under the fixed evaluation binarization), and with the full budget ``s.nll``'s estimate
+    with its standard error (minutes of CPU: not for the quick models trained on first use)."""
+    from ..engine.loops import estimate_nll, evaluate_vae
 
     x = test_images[0] if isinstance(test_images, tuple) else test_images
-    metrics = evaluate_vae(model, x)
-    return {
+    metrics = evaluate_vae(model, x, k=tuple(s.eval_k))
+    out = {
         "test_nelbo": metrics["nelbo"],
         "test_recon": metrics["recon"],
         "test_kl": metrics["kl"],
+        **{f"iwae_{k}": metrics[f"iwae_{k}"] for k in s.eval_k},
         "test_images": len(x),
         "test_data": _describe(test_images),
     }
+    if s.nll is not None and budget == "full":
+        k, n = s.nll
+        # all test digits, or a fixed random n of them: the test file is ordered by source (its first 5,000
+        # digits are the cleaner ones), so its first n would flatter the model
+        chosen = x if n >= len(x) else x[torch.randperm(len(x), generator=torch.Generator().manual_seed(0))[:n]]
+        out["nll"] = estimate_nll(model, chosen, k=k)
+    return out
 
 
 def _evaluate_gan(model: nn.Module, test_images, device, n: int = 2000) -> Dict[str, Any]:
@@ -416,8 +481,9 @@ def train(
 
     Each model is seeded with ``seed``, trained from scratch, rounded to float16, evaluated (VAEs: test
     negative ELBO with its parts; GANs: Fréchet classifier distance to test digits and classes covered),
-    and written atomically; then its manifest entry (file, sha256, size, config, data, budget, epochs,
-    device, seconds, metrics) replaces the old one. ``content_addressed`` names files ``NAME.SHA12.pt``
+    and written atomically; then its manifest entry (file, sha256, size, config, training settings, data,
+    budget, epochs, device, seconds, metrics, and for ``curve`` specs the test negative ELBO after every
+    epoch) replaces the old one. ``content_addressed`` names files ``NAME.SHA12.pt``
     (the cache does, so two processes training the same model cannot leave a manifest that lists the
     other's file). Returns the new entries.
     """
@@ -443,18 +509,25 @@ def train(
         start = time.perf_counter()
         if progress:
             print(f"training {name} ({budget} budget: {epochs} epochs on {device})", flush=True)
+        settings = dict(s.train, num_epochs=epochs, seed=seed, device=str(device), progress=progress)
+        curve_data = test_data if s.curve else None
         if s.kind == "vae":
-            train_vae(model, data, num_epochs=epochs, seed=seed, device=str(device), progress=progress)
+            history = train_vae(model, data, test_data=curve_data, **settings)
         else:
-            train_gan(model, data, num_epochs=epochs, seed=seed, device=str(device), progress=progress)
+            history = train_gan(model, data, **settings)
         seconds = time.perf_counter() - start
+        curve = (
+            {"test_nelbo": history.epochs["test_nelbo"], "seconds": history.epochs["seconds"]} if curve_data else None
+        )
         small = _half_copy(model)
         # Measure what is shipped: the float16 weights, back in float32 for the arithmetic.
         evaluated = s.build()
         evaluated.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in small.state_dict().items()})
         evaluated.to(device).eval()
         metrics = (
-            _evaluate_vae(evaluated, test_data) if s.kind == "vae" else _evaluate_gan(evaluated, test_data, device)
+            _evaluate_vae(evaluated, test_data, s, budget)
+            if s.kind == "vae"
+            else _evaluate_gan(evaluated, test_data, device)
         )
         with _locked(out_dir, name):
             written[name] = _store(
@@ -467,11 +540,13 @@ def train(
                     "model_config": dict(s.model_config),
                     "budget": budget,
                     "epochs": epochs,
+                    "train_config": dict(s.train),
                     "seed": seed,
                     "device": str(device),
                     "train_seconds": round(seconds, 2),
                     "train_data": _describe(data),
                     "metrics": metrics,
+                    **({"curve": curve} if curve else {}),
                     "package_version": __version__,
                     "torch_version": torch.__version__.split("+")[0],
                 },
