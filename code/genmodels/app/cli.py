@@ -1,4 +1,4 @@
-"""The command line: ``python -m genmodels train|sample|eval|bench|bench-data|compare|train-classifier|zoo``.
+"""The command line: ``python -m genmodels train|sample|eval|bench|bench-data|bench-toys|compare|train-classifier|zoo``.
 
 Every option is explained by ``--help``. Errors in options, data or checkpoints end with one line
 ``error: ...`` that says what was wrong and what to do, and exit status 2.
@@ -278,6 +278,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="also write the results as Markdown (the book's appendix includes book/appendix/_benchmark-results.md)",
     )
     _add_data_options(tb)
+
+    bt = sub.add_parser(
+        "bench-toys",
+        help="time the mode-collapse chapter's 2-D GANs, one seed at a time against all seeds stacked",
+        description="Train the 2-D mixture GANs for the same steps once per seed with nn.Module networks "
+        "and once with every seed's weights stacked (batched products), and print the time per step.",
+    )
+    bt.add_argument("--methods", nargs="+", default=["non_saturating", "wgan_gp"], help="(default: %(default)s)")
+    bt.add_argument("--mixture", choices=("ring", "grid"), default="ring", help="(default: %(default)s)")
+    bt.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="(default: %(default)s)")
+    bt.add_argument("--steps", type=_positive_int, default=500, help="generator steps (default: %(default)s)")
+    bt.add_argument("--threads", type=_positive_int, default=1, help="torch threads (default: %(default)s)")
 
     bench = sub.add_parser(
         "bench-data",
@@ -572,6 +584,22 @@ def _train_classifier(args) -> int:
     return 0
 
 
+def _bench_toys(args) -> int:
+    import torch
+
+    from ..gan_mixtures import MIXTURE_METHODS
+    from . import bench
+
+    unknown = sorted(set(args.methods) - set(MIXTURE_METHODS))
+    if unknown:
+        raise UserError(f"--methods: unknown {unknown}; choose from {list(MIXTURE_METHODS)}")
+    torch.set_num_threads(args.threads)
+    result = bench.compare_mixture_training(args.methods, mixture=args.mixture, seeds=args.seeds, steps=args.steps)
+    print(f"machine: {_machine(torch.device('cpu'))}")
+    print(bench.format_mixture_report(result))
+    return 0
+
+
 def _bench_data(args) -> int:
     import genmodels as gm
 
@@ -662,6 +690,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         "eval": _eval,
         "bench": _bench,
         "bench-data": _bench_data,
+        "bench-toys": _bench_toys,
         "train-classifier": _train_classifier,
         "compare": _compare,
         "zoo": _zoo,
