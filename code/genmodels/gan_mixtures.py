@@ -298,9 +298,11 @@ def _stacked_discriminator(params: List[torch.Tensor], x: torch.Tensor, minibatc
     rest = params[4:]
     if minibatch is not None:
         kernels, dim = minibatch
-        m = torch.bmm(h, rest[0]).view(h.shape[0], h.shape[1], kernels, dim)  # (S, N, B, C)
-        l1 = (m.unsqueeze(1) - m.unsqueeze(2)).abs().sum(-1)  # (S, N, N, B): distances within each seed's batch
-        h = torch.cat([h, torch.exp(-l1).sum(2) - 1.0], dim=-1)  # (S, N, h + B); j = i gave exp(0) = 1
+        S, N = h.shape[0], h.shape[1]
+        m = torch.bmm(h, rest[0]).view(S, N, kernels, dim).transpose(1, 2).reshape(S * kernels, N, dim)  # (S·B, N, C)
+        l1 = torch.cdist(m, m, p=1.0)  # (S·B, N, N): L1 distances within each seed's batch, per kernel
+        o = (torch.exp(-l1).sum(-1) - 1.0).view(S, kernels, N).transpose(1, 2)  # (S, N, B); j = i gave exp(0) = 1
+        h = torch.cat([h, o], dim=-1)  # (S, N, h + B)
         rest = rest[1:]
     return torch.baddbmm(rest[1], h, rest[0]).squeeze(-1)  # (S, N)
 

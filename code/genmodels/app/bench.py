@@ -558,7 +558,8 @@ def compare_mixture_training(
 
     Returns, per method: the seconds of the one-seed runs (summed over seeds) and of the stacked run,
     milliseconds per generator step and seed for each, and the speed-up (one-seed / stacked). The largest
-    difference between a seed's final samples in the two runs is reported too (float rounding only).
+    difference between a seed's final samples in the two runs is returned too: float rounding, which a GAN
+    amplifies over hundreds of steps (the tests compare the two over a few steps, where it is ~1e-6).
     """
     from .. import gan_mixtures as M
 
@@ -599,7 +600,6 @@ def format_mixture_report(result: dict) -> str:
     ]
     for method, r in result["methods"].items():
         lines.append(
-            f"{method:<16}{r['one_seed_ms_per_step']:>17.2f} ms{r['stacked_ms_per_step']:>9.2f} ms"
-            f"{r['speedup']:>9.2f}x   (samples agree to {r['max_sample_difference']:.1e})"
+            f"{method:<16}{r['one_seed_ms_per_step']:>17.2f} ms{r['stacked_ms_per_step']:>9.2f} ms{r['speedup']:>9.2f}x"
         )
     return "\n".join(lines)
