@@ -89,3 +89,59 @@ def test_toy_gan_runs_and_snapshots(loss):
     assert (snap["hist"] * widths).sum().item() == pytest.approx(1.0, abs=1e-4)
     assert ((snap["d"] >= 0) & (snap["d"] <= 1)).all()
     assert len(run.steps["g_loss"]) == 20
+
+
+# ---- diagnose_toy_gan: the verdicts on hand-built players ----
+
+
+class _Affine(torch.nn.Module):
+    def __init__(self, scale, shift):
+        super().__init__()
+        self.scale, self.shift = scale, shift
+
+    def forward(self, x):
+        return self.scale * x + self.shift
+
+
+def _toy_run(generator, discriminator, widths=(0.5,)):
+    grid = torch.linspace(-4.0, 12.0, 801)
+    run = gan_1d.ToyGANRun(
+        grid=grid,
+        p_data=gan_1d.gaussian_density(grid, 4.0, 0.5),
+        bin_edges=torch.linspace(-4, 12, 121),
+        generator=generator,
+        discriminator=discriminator,
+    )
+    run.steps["g_std"] = list(widths)
+    return run
+
+
+def test_diagnose_toy_gan_verdicts():
+    uniform_to = lambda mean, std: _Affine(std * math.sqrt(3) / 8.0, mean)  # noqa: E731  z ~ U(-8, 8)
+    sloped = _Affine(1.0, -4.0)  # logit x - 4: dD/dx = D(1 - D), alive everywhere near 4
+    dead = lambda x: 1000.0 * torch.tanh(100.0 * (x - 50.0))  # noqa: E731  saturated: D = 0 below 50, exactly flat
+    v = gan_1d.diagnose_toy_gan(_toy_run(uniform_to(4.0, 0.5), sloped, widths=(0.5, 0.2, 0.45)))
+    assert v["verdict"] == "fits"
+    assert v["mean"] == pytest.approx(4.0, abs=0.02) and v["std"] == pytest.approx(0.5, abs=0.01)
+    assert (v["narrowest"], v["narrowest_step"]) == (pytest.approx(0.2), 2)
+    # the slope of sigmoid(x - 4) at the generated points, by hand: E[D(1 - D)] over U(3.13, 4.87)
+    u = torch.linspace(4 - 0.5 * math.sqrt(3), 4 + 0.5 * math.sqrt(3), 100001)
+    assert v["input_gradient"] == pytest.approx(
+        (torch.sigmoid(u - 4) * (1 - torch.sigmoid(u - 4))).mean().item(), rel=0.01
+    )
+    assert gan_1d.diagnose_toy_gan(_toy_run(uniform_to(6.0, 0.05), dead))["verdict"] == "dead discriminator"
+    assert gan_1d.diagnose_toy_gan(_toy_run(uniform_to(6.0, 0.05), dead))["input_gradient"] == 0.0
+    assert gan_1d.diagnose_toy_gan(_toy_run(uniform_to(4.0, 0.05), sloped))["verdict"] == "collapsed"
+    assert gan_1d.diagnose_toy_gan(_toy_run(uniform_to(6.0, 0.5), sloped))["verdict"] == "off target"
+    # a generator exactly on target fits even where D is flat: a flat D is only a failure off target
+    assert gan_1d.diagnose_toy_gan(_toy_run(uniform_to(4.0, 0.5), dead))["verdict"] == "fits"
+
+
+def test_diagnose_toy_gan_on_a_trained_run_and_missing_players():
+    run = gan_1d.train_toy_gan(steps=200, seed=0)
+    v = gan_1d.diagnose_toy_gan(run)
+    assert v["verdict"] in ("fits", "dead discriminator", "collapsed", "off target")
+    assert v["narrowest"] == pytest.approx(min(run.steps["g_std"]))
+    run.generator = None
+    with pytest.raises(gan_1d.UserError, match="generator and discriminator"):
+        gan_1d.diagnose_toy_gan(run)

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from genmodels import gan_mixtures
-from genmodels.metrics.coverage import mode_coverage
+from genmodels.metrics.coverage import mode_coverage, score_mixture_runs
 
 
 def test_gradient_penalty_by_hand():
@@ -213,3 +213,67 @@ def test_stacked_training_rejects_bad_options():
         gan_mixtures.train_mixture_gans("ring", seeds=(1, 1), steps=1)
     with pytest.raises(ValueError, match="decay_from"):
         gan_mixtures.train_mixture_gans("ring", decay_from=1.5, steps=1)
+
+
+# ---- the mode table: scoring, verdicts and the process pool ----
+
+
+def _runs_with(samples: torch.Tensor, mixture: str = "ring") -> gan_mixtures.MixtureRuns:
+    _, centres = gan_mixtures.mixture_sampler(mixture)
+    std = gan_mixtures.MIXTURE_SETTINGS[mixture]["std"]
+    S = samples.shape[0]
+    return gan_mixtures.MixtureRuns(
+        "non_saturating", mixture, tuple(range(S)), samples, centres, std, {}, [], [], [], 0.0
+    )
+
+
+def test_score_mixture_runs_verdicts_against_constructed_samples():
+    sample, centres = gan_mixtures.mixture_sampler("ring")
+    g = torch.Generator().manual_seed(0)
+    true = sample(2500, generator=g)
+    one_mode = centres[3] + 0.01 * torch.randn(2500, 2, generator=g)  # all samples on mode 3
+    between = 0.02 * torch.randn(2500, 2, generator=g)  # the ring's centre: 1 = 100 sigma from every mode
+    scores = score_mixture_runs(_runs_with(torch.stack([true, one_mode, between])))
+    # true data: every mode, the Rayleigh ceiling 1 - exp(-9/2), and a reverse KL near 0
+    assert scores[0]["modes"] == 8 and scores[0]["verdict"] == "all modes"
+    assert scores[0]["high_quality"] == pytest.approx(100 * (1 - math.exp(-4.5)), abs=1.0)
+    assert 0 <= scores[0]["reverse_kl"] < 0.02
+    # one mode with high quality: collapse, and the reverse KL of a point mass is log K
+    assert scores[1]["modes"] == 1 and scores[1]["verdict"] == "collapsed"
+    assert scores[1]["reverse_kl"] == pytest.approx(math.log(8))
+    # nothing near any mode: not converged, no histogram to compare
+    assert scores[2]["modes"] == 0 and scores[2]["high_quality"] == 0.0 and scores[2]["verdict"] == "not converged"
+    assert math.isnan(scores[2]["reverse_kl"])
+
+
+def test_score_mixture_runs_reverse_kl_by_hand():
+    # two of eight ring modes, 3:1: KL(p || u) = sum p log(8 p)
+    _, centres = gan_mixtures.mixture_sampler("ring")
+    samples = torch.cat([centres[0].expand(300, 2), centres[5].expand(100, 2)]).unsqueeze(0)
+    (score,) = score_mixture_runs(_runs_with(samples))
+    expected = 0.75 * math.log(8 * 0.75) + 0.25 * math.log(8 * 0.25)
+    assert score["modes"] == 2 and score["reverse_kl"] == pytest.approx(expected)
+    # a mode with a single high-quality sample counts with PacGAN's min_count=1, not with a stricter one
+    samples = torch.cat([centres[0].expand(399, 2), centres[5].expand(1, 2)]).unsqueeze(0)
+    assert score_mixture_runs(_runs_with(samples))[0]["modes"] == 2
+    assert score_mixture_runs(_runs_with(samples), min_count=20)[0]["modes"] == 1
+
+
+def test_train_mixture_table_in_processes_equals_one_process():
+    jobs = [
+        dict(mixture="ring", method="non_saturating", seeds=(0, 1), steps=6, hidden_dim=16, num_eval=50),
+        dict(mixture="grid", method="pacgan", seeds=(2,), steps=4, hidden_dim=16, num_eval=50, pack=3),
+    ]
+    inline = gan_mixtures.train_mixture_table(jobs, processes=1)
+    pooled = gan_mixtures.train_mixture_table(jobs, processes=2)
+    for a, b, job in zip(inline, pooled, jobs):
+        assert (a.mixture, a.method, a.seeds) == (job["mixture"], job["method"], tuple(job["seeds"]))
+        assert torch.equal(a.samples, b.samples)  # the order of jobs is kept, and a job's result is its own
+    # and each job is what train_mixture_gans gives alone
+    alone = gan_mixtures.train_mixture_gans("grid", "pacgan", seeds=(2,), steps=4, hidden_dim=16, num_eval=50, pack=3)
+    assert torch.equal(alone.samples, inline[1].samples)
+
+
+def test_train_mixture_table_rejects_incomplete_jobs():
+    with pytest.raises(gan_mixtures.UserError, match="mixture.*method"):
+        gan_mixtures.train_mixture_table([dict(mixture="ring")])

@@ -87,6 +87,7 @@ from .metrics import (  # noqa: E402
     kl_to_uniform,
     load_classifier,
     mode_coverage,
+    score_mixture_runs,
     train_classifier,
 )
 from .vae import VAE, VAEConfig  # noqa: E402
@@ -169,6 +170,7 @@ __all__ = [
     "classes_covered",
     "kl_to_uniform",
     "mode_coverage",
+    "score_mixture_runs",
     # helpers
     "pick_device",
     "seed_everything",

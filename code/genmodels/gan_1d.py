@@ -23,6 +23,7 @@ from typing import (
 import torch
 from torch import nn
 
+from .core import UserError
 from .gan import discriminator_loss, generator_loss
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "fit_discriminator",
     "ToyGANRun",
     "train_toy_gan",
+    "diagnose_toy_gan",
 ]
 
 
@@ -163,6 +165,9 @@ class ToyGANRun:
     steps: Dict[str, List[float]] = field(default_factory=dict)
     generator: Optional[nn.Module] = None
     discriminator: Optional[nn.Module] = None
+    data_mean: float = 4.0
+    data_std: float = 0.5
+    noise_range: float = 8.0
 
 
 def train_toy_gan(
@@ -197,7 +202,8 @@ def train_toy_gan(
     grid = torch.linspace(lo, hi, 801)
     edges = torch.linspace(lo, hi, 121)
     run = ToyGANRun(grid=grid, p_data=gaussian_density(grid, data_mean, data_std), bin_edges=edges,
-                    generator=generator, discriminator=discriminator)
+                    generator=generator, discriminator=discriminator, data_mean=data_mean, data_std=data_std,
+                    noise_range=noise_range)
     if snapshot_steps is None:
         snapshot_steps = [0, steps // 10, steps // 3, steps]
     snapshot_steps = sorted(set(int(s) for s in snapshot_steps if 0 <= s <= steps))
@@ -237,3 +243,51 @@ def train_toy_gan(
         run.steps["g_loss"].append(g_loss.item())
         run.steps["g_std"].append(fake.detach().std().item())
     return run
+
+
+def diagnose_toy_gan(run: ToyGANRun, *, num_points: int = 10_000, dead_gradient: float = 1e-4) -> Dict:
+    r"""What a finished :func:`train_toy_gan` run did, with a ``verdict`` that separates a generator that
+    collapsed from one that stopped because its discriminator died.
+
+    Returns ``mean`` and ``std`` of ``num_points`` generated points (fixed noise), ``narrowest`` (the
+    smallest standard deviation of a training batch) and its ``narrowest_step``, ``d_spread``
+    (:math:`\max_x |D(x) - \tfrac12|` over the run's grid) and ``input_gradient``, the mean of
+    :math:`|\partial D / \partial x|` at the generated points: the generator's only signal, since its
+    gradient is that slope times its own Jacobian. The verdict, first that applies:
+
+    * ``"fits"``: the mean within one target standard deviation of the target's, the width within a
+      factor 2 of the target's;
+    * ``"dead discriminator"``: ``input_gradient`` below ``dead_gradient``: :math:`D` is flat where the
+      generator puts its mass (saturated units), so the generator receives no signal and stops wherever it
+      is; an optimiser failure, not a property of the game;
+    * ``"collapsed"``: narrower than a fifth of the target's width while still receiving a gradient;
+    * ``"off target"``: anything else.
+    """
+    if run.generator is None or run.discriminator is None:
+        raise UserError("diagnose_toy_gan needs the run's generator and discriminator (a run of train_toy_gan)")
+    z = (torch.rand(num_points, 1, generator=torch.Generator().manual_seed(12345)) * 2 - 1) * run.noise_range
+    with torch.no_grad():
+        fake = run.generator(z)
+        d_grid = torch.sigmoid(run.discriminator(run.grid.unsqueeze(-1))).squeeze(-1)
+    fake = fake.detach().requires_grad_(True)
+    (slope,) = torch.autograd.grad(torch.sigmoid(run.discriminator(fake)).sum(), fake)
+    mean, std = fake.detach().mean().item(), fake.detach().std().item()
+    widths = torch.tensor(run.steps.get("g_std", [float("nan")]))
+    out = {
+        "mean": mean,
+        "std": std,
+        "narrowest": widths.min().item(),
+        "narrowest_step": int(widths.argmin()) + 1,
+        "d_spread": (d_grid - 0.5).abs().max().item(),
+        "input_gradient": slope.abs().mean().item(),
+    }
+    mu, sigma = run.data_mean, run.data_std
+    if abs(mean - mu) <= sigma and sigma / 2 <= std <= 2 * sigma:
+        out["verdict"] = "fits"
+    elif out["input_gradient"] < dead_gradient:
+        out["verdict"] = "dead discriminator"
+    elif std < sigma / 5:
+        out["verdict"] = "collapsed"
+    else:
+        out["verdict"] = "off target"
+    return out

@@ -22,7 +22,7 @@ from .classifier import (
     train_classifier,
     train_classifier_command,
 )
-from .coverage import class_histogram, classes_covered, kl_to_uniform, mode_coverage
+from .coverage import class_histogram, classes_covered, kl_to_uniform, mode_coverage, score_mixture_runs
 from .frechet import classifier_features, frechet_classifier_distance, frechet_distance
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "classes_covered",
     "kl_to_uniform",
     "mode_coverage",
+    "score_mixture_runs",
     "classifier_features",
     "frechet_classifier_distance",
     "frechet_distance",

@@ -6,6 +6,7 @@ import math
 from typing import (
     Any,
     Dict,
+    List,
     Optional,
 )
 
@@ -21,6 +22,7 @@ __all__ = [
     "classes_covered",
     "kl_to_uniform",
     "mode_coverage",
+    "score_mixture_runs",
 ]
 
 
@@ -144,3 +146,42 @@ def mode_coverage(
         "num_modes": k,
         "min_count": int(min_count),
     }
+
+
+def score_mixture_runs(runs, *, samples: Optional[torch.Tensor] = None, min_count: int = 1) -> List[Dict]:
+    r"""Score each seed of ``runs``, a :class:`~genmodels.gan_mixtures.MixtureRuns` (anything with ``samples``
+    ``[S, N, 2]``, ``centres`` and ``std``), or of ``samples`` ``[S, N, 2]`` (e.g. a snapshot's) drawn from
+    the same mixture, as PacGAN does: ``modes``
+    covered (a mode counts with at least ``min_count`` high-quality samples; PacGAN's code uses 1),
+    ``high_quality`` (percent of samples within 3σ of their nearest centre), ``reverse_kl`` (nats,
+    :math:`\mathrm{KL}(p\,\|\,u)` between the histogram of high-quality samples over the modes and the
+    uniform one; ``nan`` when no sample is of high quality), ``counts`` and a ``verdict``:
+
+    * ``"not converged"``: fewer than half the samples are of high quality, so the samples are not yet on
+      the modes at all, whichever modes they are nearest;
+    * ``"collapsed"``: most samples are of high quality but some modes received none;
+    * ``"all modes"``: every mode received high-quality samples.
+    """
+    samples = runs.samples if samples is None else samples
+    scores = []
+    for s in range(samples.shape[0]):
+        c = mode_coverage(samples[s], runs.centres, runs.std, min_count=min_count)
+        hq = 100.0 * c["high_quality_share"]
+        reverse_kl = kl_to_uniform(c["counts"]) if int(c["counts"].sum()) > 0 else float("nan")
+        if hq < 50.0:
+            verdict = "not converged"
+        elif c["modes_covered"] < c["num_modes"]:
+            verdict = "collapsed"
+        else:
+            verdict = "all modes"
+        scores.append(
+            {
+                "modes": c["modes_covered"],
+                "num_modes": c["num_modes"],
+                "high_quality": hq,
+                "reverse_kl": reverse_kl,
+                "counts": c["counts"],
+                "verdict": verdict,
+            }
+        )
+    return scores
