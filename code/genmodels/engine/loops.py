@@ -123,19 +123,32 @@ class TrainConfig:
 @dataclass(frozen=True)
 class GANTrainConfig(TrainConfig):
     """:class:`TrainConfig` with the GAN's defaults (Adam 2e-4, betas (0.5, 0.999), continuous pixels),
-    the generator loss (``"saturating"`` or ``"non_saturating"``) and ``d_steps``, the number ``k`` of
-    discriminator steps per generator step of Algorithm 1 in Goodfellow et al. (2014)."""
+    the generator loss (``"saturating"`` or ``"non_saturating"``), ``d_steps``, the number ``k`` of
+    discriminator steps per generator step of Algorithm 1 in Goodfellow et al. (2014), ``lr_d``, the
+    discriminator's own learning rate (the two time-scale update rule of Heusel et al. 2017; ``None``:
+    ``lr``, the same for both), and ``label_smoothing`` :math:`s`, one-sided: the real images' target is
+    :math:`1 - s` (:func:`~genmodels.gan.discriminator_loss`)."""
 
     lr: float = 2e-4
     betas: Tuple[float, float] = (0.5, 0.999)
     pixels: str = "continuous"
     loss: str = "non_saturating"
     d_steps: int = 1
+    lr_d: Optional[float] = None
+    label_smoothing: float = 0.0
 
     def __post_init__(self):
         super().__post_init__()
         check_choice("loss", self.loss, G.GENERATOR_LOSSES)
         check_int("d_steps", self.d_steps)
+        if self.lr_d is not None:
+            check_positive("lr_d", self.lr_d)
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise UserError(f"label_smoothing must be in [0, 1) (0.1 is usual), got {self.label_smoothing!r}")
+
+    @property
+    def discriminator_lr(self) -> float:
+        return self.lr if self.lr_d is None else self.lr_d
 
 
 @dataclass
@@ -585,7 +598,8 @@ def train_gan(
     ``discriminator_loss(D(x), D(G(z).detach()))``, one per real batch, then one generator step on
     ``generator_loss(D(G(z)), kind=config.loss)`` with fresh noise. An epoch is one pass over the real data
     (its last group may hold fewer than ``d_steps`` batches). This loop adds only what wraps the step:
-    DistributedDataParallel, bf16 autocast, ``torch.compile``, checkpoints, progress and history.
+    DistributedDataParallel, bf16 autocast, ``torch.compile``, the learning-rate schedule, the generator's
+    weight average (:meth:`GAN.update_ema`, if the config has ``ema``), checkpoints, progress and history.
 
     Returns
     -------
@@ -601,7 +615,9 @@ def train_gan(
         raise TypeError("train_gan needs a GANTrainConfig (it has the generator loss and d_steps)")
     run = _Run(model, data, config, checkpoint, resume, progress)
     run.data_source = getattr(data, "source", None)
-    opt_d = make_adam(model.discriminator.parameters(), lr=config.lr, betas=config.betas, device=run.device)
+    opt_d = make_adam(
+        model.discriminator.parameters(), lr=config.discriminator_lr, betas=config.betas, device=run.device
+    )
     opt_g = make_adam(model.generator.parameters(), lr=config.lr, betas=config.betas, device=run.device)
     optimizers = {"discriminator": opt_d, "generator": opt_g}
     if run.resume:
@@ -628,8 +644,13 @@ def train_gan(
                 continue
             noise = functools.partial(global_noise, x.shape[0])
             if config.lr_schedule != "constant":
-                _set_lr([opt_d, opt_g], scheduled_lr(config, run.step, config.num_epochs * steps_per_epoch))
-            stats = gan_step(netG, netD, group, noise, opt_d, opt_g, loss=config.loss)
+                factor = scheduled_lr(config, run.step, config.num_epochs * steps_per_epoch) / config.lr
+                _set_lr([opt_g], factor * config.lr)
+                _set_lr([opt_d], factor * config.discriminator_lr)
+            stats = gan_step(
+                netG, netD, group, noise, opt_d, opt_g, loss=config.loss, real_label=1.0 - config.label_smoothing
+            )
+            model.update_ema()
             bar.update(len(group))
             group = []
             run.step += 1

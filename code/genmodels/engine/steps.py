@@ -44,6 +44,7 @@ def gan_step(
     opt_g: torch.optim.Optimizer,
     *,
     loss: str = "non_saturating",
+    real_label: float = 1.0,
 ) -> Dict[str, torch.Tensor]:
     r"""One iteration of Algorithm 1 of Goodfellow et al. (2014): ``k = len(real_batches)`` discriminator
     steps, then one generator step.
@@ -51,14 +52,15 @@ def gan_step(
     Each discriminator step descends :func:`~genmodels.gan.discriminator_loss` (that is, ascends
     :math:`V(D, G)`) on a real batch and a batch of fakes made from fresh noise and detached, so no
     gradient reaches the generator. The generator step descends :func:`~genmodels.gan.generator_loss`
-    of kind ``loss`` on fresh fakes. ``noise()`` draws a batch :math:`z \sim p(z)`. Returns the last
+    of kind ``loss`` on fresh fakes. ``noise()`` draws a batch :math:`z \sim p(z)`; ``real_label`` below 1 is
+    one-sided label smoothing of the real images' target. Returns the last
     discriminator step's loss, both players' losses, the mean :math:`D(x)` and :math:`D(G(z))`, and the
     norm of the generator's gradient, detached.
     """
     for x in real_batches:  # k steps on the discriminator
         fake = generator(noise()).detach()  # no gradient into the generator
         real_logits = discriminator(x)
-        d_loss = discriminator_loss(real_logits, discriminator(fake))
+        d_loss = discriminator_loss(real_logits, discriminator(fake), real_label=real_label)
         opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
         opt_d.step()
