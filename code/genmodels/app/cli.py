@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import List, Optional
 
 from ..core import UserError, check_int, check_positive
-from ..engine.loops import LR_SCHEDULES
+from ..engine.loops import LR_SCHEDULES, GANTrainConfig
 from ..engine.pixels import PIXEL_MODELS
 from ..gan import ARCHS as GAN_ARCHS
-from ..gan import DCGAN_RECIPE, GENERATOR_LOSSES
+from ..gan import DCGAN_RECIPE, GENERATOR_LOSSES, GANConfig
 from ..vae import ARCHS as VAE_ARCHS
 from .zoo import BUDGETS
 
@@ -182,31 +182,33 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="B",
         help="minibatch-discrimination kernels in the discriminator, 0 = off (default: %(default)s)",
     )
-    recipe_model, recipe_train = DCGAN_RECIPE["model"], DCGAN_RECIPE["train"]
+    # the recipe's settings over the package's plain defaults (which --plain restores)
+    recipe_model = {**GANConfig().to_dict(), **DCGAN_RECIPE["model"]}
+    recipe_train = {**GANTrainConfig().to_dict(), **DCGAN_RECIPE["train"]}
     gan.add_argument(
         "--lr-d",
         type=_positive_float,
-        default=recipe_train.get("lr_d"),
+        default=recipe_train["lr_d"],
         metavar="LR",
         help="the discriminator's own learning rate (two time-scale update rule; default: %(default)s)",
     )
     gan.add_argument(
         "--label-smoothing",
         type=_below_one,
-        default=recipe_train.get("label_smoothing", 0.0),
+        default=recipe_train["label_smoothing"],
         metavar="S",
         help="one-sided label smoothing: real images' target 1 - S (default: %(default)s)",
     )
     gan.add_argument(
         "--spectral-norm",
         action=argparse.BooleanOptionalAction,
-        default=recipe_model.get("spectral_norm", False),
+        default=recipe_model["spectral_norm"],
         help="spectral normalisation of the discriminator's weights, instead of its batch norm (default: %(default)s)",
     )
     gan.add_argument(
         "--ema",
         type=_below_one,
-        default=recipe_model.get("ema", 0.0),
+        default=recipe_model["ema"],
         metavar="BETA",
         help="decay of the moving average of the generator's weights that draws the samples, 0 = off "
         "(default: %(default)s)",
@@ -218,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
         "no label smoothing, batch norm in the discriminator, no weight average (overrides --lr and the four "
         "options above)",
     )
-    _add_run_options(gan, lr=recipe_train.get("lr", 2e-4), pixels="continuous", batch_size=128)
+    _add_run_options(gan, lr=recipe_train["lr"], pixels="continuous", batch_size=128)
 
     sample = sub.add_parser(
         "sample", help="draw images from a checkpoint", description="Draw images from a trained model."
@@ -414,8 +416,10 @@ def _train(args) -> int:
     if args.dry_run:
         images, epochs = images[: 2 * args.batch_size], 1
     gm.seed_everything(args.seed)
-    if args.family == "gan" and args.plain:  # Radford et al.'s settings
-        args.lr, args.lr_d, args.label_smoothing, args.spectral_norm, args.ema = 2e-4, None, 0.0, False, 0.0
+    if args.family == "gan" and args.plain:  # Radford et al.'s settings: the package's plain defaults
+        plain_model, plain_train = GANConfig(), GANTrainConfig()
+        args.lr, args.lr_d, args.label_smoothing = plain_train.lr, plain_train.lr_d, plain_train.label_smoothing
+        args.spectral_norm, args.ema = plain_model.spectral_norm, plain_model.ema
     common = dict(
         num_epochs=epochs,
         batch_size=args.batch_size,
