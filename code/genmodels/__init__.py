@@ -1,7 +1,7 @@
 """genmodels: the VAEs and GANs of the book, derived, checked and trained.
 
 The modules at the top level follow the book's chapters (``distributions``, ``vae``, ``gan``,
-``linear_gaussian``, ``gan_1d``, ``gan_mixtures``, ``gradient_estimators``, ``latent_space``,
+``linear_gaussian``, ``gan_1d``, ``gan_mixtures``, ``gan_dynamics``, ``gradient_estimators``, ``latent_space``,
 ``vae_vs_gan``); the plumbing sits one level down (``engine``, ``metrics``, ``app``). The names the
 chapters use are re-exported here::
 
@@ -17,6 +17,7 @@ __version__ = "0.1.0"
 from . import (  # noqa: E402  (the chapters' modules, as gm.<module>)
     distributions,
     gan_1d,
+    gan_dynamics,
     gan_mixtures,
     gradient_estimators,
     latent_space,
@@ -97,6 +98,7 @@ __all__ = [
     # the chapters' modules
     "distributions",
     "gan_1d",
+    "gan_dynamics",
     "gan_mixtures",
     "gradient_estimators",
     "latent_space",
