@@ -1,8 +1,9 @@
 r"""The Dirac-GAN of Mescheder, Geiger & Nowozin (2018): the smallest GAN whose training dynamics can be solved.
 
-The data are a point mass at 0, the generator a point mass at :math:`\theta`, the discriminator the linear
-:math:`D_\psi(x) = \psi x` (a logit). With :math:`f(t) = -\log(1 + e^{-t})` (the GAN of Goodfellow et al.) or
-:math:`f(t) = t` (the Wasserstein critic) the game is
+The data are a point mass at 0, the generator a point mass at :math:`\theta`, the discriminator
+:math:`D_\psi(x) = \sigma(-\psi x)`, linear in its logit (the sign is the paper's convention). With
+:math:`f(t) = -\log(1 + e^{-t}) = \log\sigma(t)` (the GAN of Goodfellow et al.: then :math:`L` is the value
+:math:`\log D(0) + \log(1 - D(\theta))`) or :math:`f(t) = t` (the Wasserstein critic) the game is
 
 .. math::
 
