@@ -120,3 +120,96 @@ def test_bad_arguments():
         compare_vae_gan(x, x, num_epochs=1, n_samples=1)
     with pytest.raises(ValueError):
         compare_vae_gan(x.float(), x, num_epochs=1)
+
+
+def test_tiny_compare_trains_the_gan_with_the_recipe(tiny_result):
+    gan = tiny_result["models"]["gan"]
+    assert gan.config.spectral_norm and gan.config.ema == gm.gan.DCGAN_RECIPE["model"]["ema"]
+    assert gan.generator_ema is not None and int(gan.ema_updates) == 4  # one average update per generator step
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """Two small 'trained' models of one family and one of another (one epoch on a few hundred digits)."""
+    train, _ = gm.load_mnist("train", verbose=False, download=False)
+    models = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        vae = gm.VAE(latent_dim=4)
+        gm.train_vae(vae, train[:256], num_epochs=1, batch_size=64, seed=seed, device="cpu", progress=False)
+        models.append(vae)
+    torch.manual_seed(0)
+    gan = gm.GAN(latent_dim=8, channels=8)
+    gm.train_gan(gan, train[:128], num_epochs=1, batch_size=64, device="cpu", progress=False)
+    return {"VAE": models, "GAN": [gan]}
+
+
+def test_measure_trained_equals_the_metrics_computed_by_hand(trained):
+    from genmodels.vae_vs_gan import format_trained_table, measure_trained
+
+    train, _ = gm.load_mnist("train", verbose=False, download=False)
+    test, _ = gm.load_mnist("test", verbose=False, download=False)
+    r = measure_trained(trained, test[:150], train[:400], n_samples=120, seed=3, device="cpu")
+    assert r["settings"]["n_samples"] == 120
+    # the same reference digits and noise, by hand
+    reference = test[:150][torch.randperm(150, generator=torch.Generator().manual_seed(3))[:120]]
+    for name, models in trained.items():
+        f = r["families"][name]
+        fcds = []
+        for model, run in zip(models, f["runs"]):
+            z = torch.randn(120, model.latent_dim, generator=torch.Generator().manual_seed(3 + 11))
+            images = model.sample(z=z).float()
+            fcds.append(gm.frechet_classifier_distance(reference, images))
+            assert run["fcd"] == pytest.approx(fcds[-1], rel=1e-6)
+            assert run["sharpness"] == pytest.approx(laplacian_energy(images), rel=1e-6)
+            assert run["parameters"] == sum(p.numel() for p in model.parameters())
+        assert f["fcd"][0] == pytest.approx(np.mean(fcds), rel=1e-6)
+        assert f["fcd"][1] == pytest.approx(np.std(fcds, ddof=1) if len(fcds) > 1 else 0.0, rel=1e-6, abs=1e-9)
+        assert f["samples"].shape == (120, 1, 28, 28)
+        assert torch.equal(
+            f["samples"],
+            models[0]
+            .sample(z=torch.randn(120, models[0].latent_dim, generator=torch.Generator().manual_seed(14)))
+            .float(),
+        )
+    assert torch.equal(r["images"]["test"], reference)
+    assert r["real"]["fcd"] < min(run["fcd"] for f in r["families"].values() for run in f["runs"])
+    text = format_trained_table(r)
+    v = r["families"]["VAE"]
+    assert f"{v['fcd'][0]:.1f} ± {v['fcd'][1]:.1f}" in text
+    assert f"{r['families']['GAN']['fcd'][0]:.1f}" in text and "±" not in text.splitlines()[3]  # one GAN run: no spread
+    assert f"{r['real']['fcd']:.2f}" in text and "N = 120" in text
+
+
+def test_measure_trained_refuses_an_empty_family(trained):
+    from genmodels.vae_vs_gan import measure_trained
+
+    x = digits(20)
+    with pytest.raises(ValueError, match="at least one trained model"):
+        measure_trained({"VAE": []}, x, x)
+
+
+def test_seconds_per_epoch_scales_the_timed_steps_and_leaves_the_model_alone(trained, monkeypatch):
+    from genmodels import vae_vs_gan
+
+    vae = trained["VAE"][0]
+    before = {k: v.clone() for k, v in vae.state_dict().items()}
+    x = torch.zeros(1000, 28, 28, dtype=torch.uint8)
+    real_loop = vae_vs_gan.train_vae
+    seen = {}
+
+    def loop(model, data, **kw):  # the real loop, its two passes' seconds replaced by known values
+        assert model is not vae and len(data) == 3 * 50 and kw["num_epochs"] == 2 and kw["lr"] == 5e-4
+        history = real_loop(model, data, **kw)
+        history.epochs["seconds"] = [9.0, 1.5]
+        seen["ok"] = True
+        return history
+
+    monkeypatch.setattr(vae_vs_gan, "train_vae", loop)
+    s = vae_vs_gan.seconds_per_epoch(
+        vae, x, settings={"lr": 5e-4, "num_epochs": 99}, steps=3, batch_size=50, device="cpu"
+    )
+    assert seen["ok"] and s == pytest.approx(1.5 / 3 * 20)  # the faster pass, per step, times 1000 / 50 steps
+    assert all(torch.equal(before[k], v) for k, v in vae.state_dict().items())
+    with pytest.raises(ValueError, match="VAE or a GAN"):
+        vae_vs_gan.seconds_per_epoch(torch.nn.Linear(2, 2), x)

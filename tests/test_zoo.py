@@ -64,7 +64,9 @@ def test_shipped_manifest_lists_every_model_with_its_true_hash_and_size():
         total += len(data)
         assert entry["model_config"] == zoo.spec(name).model_config
         assert entry["budget"] == "full" and entry["epochs"] == zoo.spec(name).epochs["full"]
-    assert total < 20_000_000, f"the shipped set should stay small, it is {total / 1e6:.1f} MB"
+        assert entry["seed"] == zoo.spec(name).seed
+    # 20 MB for the widgets' models, and room for the three converged DCGANs of the comparison
+    assert total < 32_000_000, f"the shipped set should stay small, it is {total / 1e6:.1f} MB"
 
 
 @pytest.mark.parametrize("name", zoo.names())
@@ -285,6 +287,46 @@ def test_training_a_gan_writes_its_numbers_and_retraining_replaces_the_old_file(
     assert files(out) == sorted(["manifest.json", second["file"]])
     found = zoo.find("gan-d2", folders=[out])
     assert found["sha256"] == second["sha256"]
+
+
+def test_a_spec_trains_with_its_own_seed_and_records_the_samples_curve(isolated, subset, monkeypatch):
+    train, test = subset
+    spec = zoo.spec("dcgan-s2")
+    assert spec.seed == 2 and spec.fcd_every == 1 and spec.train["lr_schedule"] == "cosine"
+    assert spec.epochs["quick"] == 2
+    seeds = []
+    import genmodels.core as core
+
+    monkeypatch.setattr(core, "seed_everything", lambda s: seeds.append(s) or torch.manual_seed(s))
+    entry = zoo.train(
+        ["dcgan-s2"],
+        out_dir=isolated / "out",
+        budget="quick",
+        device="cpu",
+        progress=False,
+        data=tiny(train, 128),
+        test_data=tiny(test, 100),
+    )["dcgan-s2"]
+    assert seeds == [2] and entry["seed"] == 2 and entry["train_config"]["lr_schedule"] == "cosine"
+    curve = entry["curve"]["samples"]
+    assert curve["epoch"] == [1, 2] and len(curve["fcd"]) == 2 and all(f > 0 for f in curve["fcd"])
+    assert all(0 <= c <= 10 for c in curve["classes_covered"])
+    assert curve["seconds"] == pytest.approx(torch.tensor(entry["curve"]["seconds"]).cumsum(0).tolist(), abs=0.01)
+    # the last point is the float32 model the float16 file was rounded from: close to the file's own FCD
+    assert curve["fcd"][-1] == pytest.approx(entry["metrics"]["fcd"], rel=0.05)
+    assert (
+        zoo.train(
+            ["dcgan-s2"],
+            out_dir=isolated / "other",
+            budget="quick",
+            device="cpu",
+            progress=False,
+            data=tiny(train, 128),
+            test_data=tiny(test, 100),
+            seed=5,
+        )["dcgan-s2"]["seed"]
+        == 5
+    )
 
 
 def test_train_refuses_an_unknown_budget_or_name(isolated):

@@ -22,6 +22,10 @@ images with the same batch size and seed, then measures both on quantities eithe
 
 :func:`format_comparison_table` renders the result as text or Markdown; :func:`write_comparison_table`
 writes it to a file.
+
+:func:`measure_trained` measures models trained elsewhere (the zoo's trained VAEs and DCGANs, several
+seeds of each) on the same quantities, with the mean and spread over seeds, and :func:`format_trained_table`
+renders it; :func:`seconds_per_epoch` times a model's training step on an otherwise idle device.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
-from typing import Any, Dict, Optional, Union
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -45,13 +49,21 @@ from .engine.loops import (
     train_vae,
 )
 from .engine.pixels import as_uint8_images
-from .gan import GAN
+from .gan import DCGAN_RECIPE, GAN
 from .metrics.classifier import load_classifier
 from .metrics.coverage import class_histogram, classes_covered, kl_to_uniform
 from .metrics.frechet import frechet_classifier_distance
 from .vae import VAE
 
-__all__ = ["laplacian_energy", "compare_vae_gan", "format_comparison_table", "write_comparison_table"]
+__all__ = [
+    "laplacian_energy",
+    "compare_vae_gan",
+    "format_comparison_table",
+    "write_comparison_table",
+    "measure_trained",
+    "format_trained_table",
+    "seconds_per_epoch",
+]
 
 #: The 4-neighbour discrete Laplacian (a high-pass filter).
 LAPLACIAN_KERNEL = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
@@ -159,9 +171,11 @@ def compare_vae_gan(
     progress : show the training loops' progress bars.
     keep_models : put the trained models and their histories in the result (``"models"``, ``"histories"``).
 
-    Training settings are each family's package defaults: the VAE with Adam at 1e-3 on dynamically
-    binarized pixels and a Bernoulli decoder; the GAN with Adam at 2e-4, betas (0.5, 0.999), on grey
-    levels, with the non-saturating generator loss and one discriminator step per generator step.
+    Training settings: the VAE with the package defaults, Adam at 1e-3 on dynamically binarized pixels
+    and a Bernoulli decoder; the GAN with the book's recipe (:data:`~genmodels.gan.DCGAN_RECIPE`:
+    spectral norm in the discriminator, Adam 4e-4, betas (0.5, 0.999), samples from the generator's
+    weight average) on grey levels, with the non-saturating generator loss and one discriminator step per
+    generator step.
     A VAE's sample is the decoder's Bernoulli mean at :math:`z \sim \mathcal N(0, I)`, as ``VAE.sample``
     returns it.
 
@@ -211,8 +225,10 @@ def compare_vae_gan(
 
     # --- GAN ---------------------------------------------------------------------------------------
     seed_everything(seed)
-    gan = GAN(latent_dim=gan_latent_dim, arch="dcgan")
-    gan_config = GANTrainConfig(num_epochs=num_epochs, batch_size=batch_size, seed=seed, device=str(dev))
+    gan = GAN(latent_dim=gan_latent_dim, arch="dcgan", **DCGAN_RECIPE["model"])
+    gan_config = GANTrainConfig(
+        num_epochs=num_epochs, batch_size=batch_size, seed=seed, device=str(dev), **DCGAN_RECIPE["train"]
+    )
     start = time.perf_counter()
     gan_history = train_gan(gan, x_train, config=gan_config, progress=progress)
     gan_total = time.perf_counter() - start
@@ -221,7 +237,7 @@ def compare_vae_gan(
     last_g = _last_epoch(gan_history.steps["g_loss"], steps)
     last_d = _last_epoch(gan_history.steps["d_loss"], steps)
     gan_result = {
-        "model": f"DCGAN (latent {gan_latent_dim}), non-saturating generator loss",
+        "model": f"DCGAN (latent {gan_latent_dim}), non-saturating generator loss, the book's recipe",
         "parameters": _num_params(gan),
         "parameters_generator": _num_params(gan.generator),
         **_set_metrics(gan_samples, reference, classifier),
@@ -361,3 +377,150 @@ def write_comparison_table(result: Dict[str, Any], path: Union[str, Path], *, ma
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(format_comparison_table(result, markdown=markdown), encoding="utf-8")
     return path
+
+
+def _mean_sd(values) -> Tuple[float, float]:
+    a = np.asarray(values, dtype=np.float64)
+    return float(a.mean()), float(a.std(ddof=1)) if len(a) > 1 else 0.0
+
+
+def measure_trained(
+    families: Dict[str, Sequence[torch.nn.Module]],
+    test_images,
+    train_images,
+    *,
+    n_samples: int = 10_000,
+    seed: int = 0,
+    device: Union[str, torch.device, None] = "auto",
+) -> Dict[str, Any]:
+    r"""Measure trained generative models, several runs of each family, on the scale of :func:`compare_vae_gan`.
+
+    Parameters
+    ----------
+    families : a name (``"VAE"``, ``"DCGAN"``...) mapped to trained models with a ``sample(z=...)`` and a
+        ``latent_dim`` (the runs of one family, e.g. the same network from three seeds).
+    test_images, train_images : uint8 ``[N, 28, 28]`` tensors or ``gm.load_mnist`` ImageSets.
+    n_samples : ``N``: samples per model, test digits they are compared with, and training digits of the
+        real-versus-real floor (capped at the number of test and training images).
+    seed : picks the ``N`` test and training digits and the noise; every model gets the same noise
+        (of its own size).
+
+    Returns
+    -------
+    dict with ``"settings"``, ``"real"`` (the floor: :func:`compare_vae_gan`'s metrics of ``N`` training
+    digits), ``"test_sharpness"``, and ``"families"``: per name, ``"runs"`` (one metrics dict per model:
+    ``fcd``, ``sharpness``, ``class_histogram``, ``classes_covered``, ``kl_to_uniform``, ``parameters``),
+    the mean and sample standard deviation over runs of each number (``"fcd"``, ``"sharpness"``,
+    ``"kl_to_uniform"``, ``"classes_covered"``: ``(mean, sd)``; sd 0 for a single run), and ``"samples"``,
+    the first run's ``N`` samples (float, ``[N, 1, 28, 28]``); ``"images"``: the ``N`` test digits
+    (``"test"``) and training digits (``"real"``) used, uint8.
+    """
+    if not families or any(len(models) == 0 for models in families.values()):
+        raise UserError("families must map each name to at least one trained model, e.g. {'VAE': [vae], 'GAN': [gan]}")
+    check_int("n_samples", n_samples, minimum=2)
+    x_test, test_origin = _images_and_origin(test_images)
+    x_train, train_origin = _images_and_origin(train_images)
+    dev = pick_device(device)
+    n = min(n_samples, len(x_test), len(x_train))
+    reference = x_test[torch.randperm(len(x_test), generator=torch.Generator().manual_seed(seed))[:n]]
+    real = x_train[torch.randperm(len(x_train), generator=torch.Generator().manual_seed(seed + 1))[:n]]
+    classifier = load_classifier(device="cpu")
+    out: Dict[str, Any] = {}
+    for name, models in families.items():
+        runs, first = [], None
+        for model in models:
+            model = model.to(dev).eval()
+            images = _sample(model, n, seed + 11, dev)
+            first = images if first is None else first
+            runs.append({**_set_metrics(images, reference, classifier), "parameters": _num_params(model)})
+        out[name] = {
+            "runs": runs,
+            **{k: _mean_sd([r[k] for r in runs]) for k in ("fcd", "sharpness", "kl_to_uniform", "classes_covered")},
+            "samples": first,
+        }
+    return {
+        "settings": {
+            "n_samples": n,
+            "seed": seed,
+            "device": str(dev),
+            "train_origin": train_origin,
+            "test_origin": test_origin,
+            "torch": torch.__version__,
+        },
+        "families": out,
+        "real": _set_metrics(real.float().div(255).unsqueeze(1), reference, classifier),
+        "test_sharpness": laplacian_energy(reference),
+        "images": {"test": reference, "real": real},
+    }
+
+
+def format_trained_table(result: Dict[str, Any]) -> str:
+    """:func:`measure_trained`'s result as aligned text: one row per family, mean ± sd over its runs, and the
+    real-versus-real floor."""
+    n, ts = result["settings"]["n_samples"], result["test_sharpness"]
+    header = ("model", "runs", f"FCD (N = {n:,})", "classes (of 10)", "KL(classes || uniform)", "sharpness / test")
+    rows = []
+    for name, f in result["families"].items():
+        k = len(f["runs"])
+        pm = lambda ms, spec, k=k: format(ms[0], spec) + (f" ± {format(ms[1], spec)}" if k > 1 else "")
+        covered = sorted({r["classes_covered"] for r in f["runs"]})
+        rows.append(
+            (
+                name,
+                str(k),
+                pm(f["fcd"], ".1f"),
+                "–".join(str(c) for c in (covered[0], covered[-1])) if len(covered) > 1 else str(covered[0]),
+                pm(f["kl_to_uniform"], ".3f"),
+                pm((f["sharpness"][0] / ts, f["sharpness"][1] / ts), ".2f"),
+            )
+        )
+    r = result["real"]
+    rows.append(
+        (
+            "real training digits",
+            "—",
+            f"{r['fcd']:.2f}",
+            str(r["classes_covered"]),
+            f"{r['kl_to_uniform']:.3f}",
+            f"{r['sharpness'] / ts:.2f}",
+        )
+    )
+    widths = [max(len(row[i]) for row in rows + [header]) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(header, widths)).rstrip()]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def seconds_per_epoch(
+    model: torch.nn.Module,
+    train_images,
+    *,
+    settings: Optional[Dict[str, Any]] = None,
+    steps: int = 40,
+    batch_size: int = 128,
+    device: Union[str, torch.device, None] = "auto",
+) -> float:
+    """Seconds one epoch over ``train_images`` takes, timed on ``steps`` training steps of a copy of ``model``.
+
+    The copy (a :class:`~genmodels.vae.VAE` or a :class:`~genmodels.gan.GAN`) is trained with its loop
+    (``train_vae`` / ``train_gan``) and ``settings`` (the fields of its training config, e.g. a zoo entry's),
+    for two passes over ``steps`` batches of the images; the faster pass, scaled to
+    ``ceil(len(train_images) / batch_size)`` steps, is the answer (the first pass pays one-off costs). The
+    model itself is not changed. Time it on an otherwise idle device: the number is only as good as that.
+    """
+    import copy
+
+    check_int("steps", steps), check_int("batch_size", batch_size)
+    x, _ = _images_and_origin(train_images)
+    used = x[: steps * batch_size]
+    copy_ = copy.deepcopy(model)
+    loop = train_vae if isinstance(model, VAE) else train_gan if isinstance(model, GAN) else None
+    if loop is None:
+        raise UserError(f"seconds_per_epoch times a VAE or a GAN, got {type(model).__name__}")
+    keep = {k: v for k, v in (settings or {}).items() if k not in ("num_epochs", "batch_size", "device", "progress")}
+    history = loop(
+        copy_, used, num_epochs=2, batch_size=batch_size, device=str(pick_device(device)), progress=False, **keep
+    )
+    per_step = min(history.epochs["seconds"]) / math.ceil(len(used) / batch_size)
+    return per_step * math.ceil(len(x) / batch_size)

@@ -273,7 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_ = sub.add_parser(
         "compare",
         help="train a VAE and a DCGAN on the same budget and measure both",
-        description="Train the package's VAE and DCGAN on the same data for the same epochs and "
+        description="Train the package's VAE and DCGAN (with the book's recipe) on the same data for the same epochs and "
         "print one table: FCD, sharpness, class diversity, test -ELBO, time, stability.",
     )
     cmp_.add_argument("--epochs", type=_positive_int, default=20, help="epochs for each model (default: %(default)s)")
@@ -378,7 +378,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", metavar="DIR", help="folder for the checkpoints and manifest.json (default: the user cache)"
     )
     zt.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: %(default)s)")
-    zt.add_argument("--seed", type=_non_negative_int, default=0, help="seed of every model (default: %(default)s)")
+    zt.add_argument(
+        "--seed",
+        type=_non_negative_int,
+        default=None,
+        help="seed of every model (default: each model's own, 0 for most)",
+    )
     zt.add_argument("--no-progress", action="store_true", help="no progress bars")
     _add_data_options(zt)
     ztime = zsub.add_parser(
@@ -700,6 +705,10 @@ def _zoo(args) -> int:
             if "nll" in m:
                 nll = m["nll"]
                 numbers += f", -L{nll['k']} {nll['nll']:.2f} ± {nll['se']:.2f} ({nll['images']:,} digits)"
+            if "samples" in m:  # a VAE of the comparison: its samples' distance too
+                numbers += f", samples FCD {m['samples']['fcd']:.0f}, {m['samples']['classes_covered']}/10 classes"
+            if entry.get("seed", 0):
+                numbers += f", seed {entry['seed']}"
             print(
                 f"{name:12s}  {where:7s}  {entry['bytes'] / 1e6:.2f} MB  {entry['budget']}, {entry['epochs']} epochs  {numbers}"
             )

@@ -2,10 +2,13 @@
 
 The set ("the zoo") is one fully connected 784-400-*d* VAE for each latent size in :data:`VAE_LATENT_SIZES`
 (``vae-d2`` ... ``vae-d50``; ``vae-d2`` is also the 2-D VAE of the latent navigator), the VAE chapter's two
-larger VAEs (``vae-mlp2-d50``, two hidden layers of 512; ``vae-conv-d50``, convolutional), and one DCGAN for each
-noise size in :data:`GAN_LATENT_SIZES` (``gan-d2`` ... ``gan-d64``). The VAEs are evaluated when written:
+larger VAEs (``vae-mlp2-d50``, two hidden layers of 512; ``vae-conv-d50``, convolutional), one DCGAN for each
+noise size in :data:`GAN_LATENT_SIZES` (``gan-d2`` ... ``gan-d64``), and the models of the VAE-versus-GAN
+comparison, three seeds of each family: ``vae-d20`` with ``vae-d20-s1`` and ``vae-d20-s2``, and the DCGAN
+chapter's network trained long, ``dcgan-s0`` ... ``dcgan-s2``. The VAEs are evaluated when written:
 test negative ELBO, importance-weighted bounds and, for some, the log-likelihood estimate with its
-standard error; the manifest keeps those numbers and the test curve of training.
+standard error; the manifest keeps those numbers and the test curve of training. The GANs, and the VAEs of the
+comparison, are evaluated by the Fréchet classifier distance of their samples, measured during training too.
 Every file is an ordinary genmodels checkpoint (``gm.load_checkpoint`` and ``python -m genmodels sample``
 read it) holding float16 weights only, listed with its sha256 in a ``manifest.json`` beside it.
 
@@ -45,7 +48,7 @@ import torch
 from torch import nn
 
 from .. import __version__
-from ..core import GAN_LATENT_SIZES, VAE_LATENT_SIZES, WEIGHTS_DIR, UserError
+from ..core import GAN_LATENT_SIZES, VAE_LATENT_SIZES, WEIGHTS_DIR, UserError, eval_mode
 from ..engine.checkpoints import (
     _NO_ROOM_ERRNOS,
     CheckpointError,
@@ -102,6 +105,12 @@ class ZooSpec:
     non-saturating loss, batch 128, and the book's recipe (:data:`~genmodels.gan.DCGAN_RECIPE`: spectral norm in
     the discriminator, Adam 4e-4 (0.5, 0.999), samples from the generator's weight average).
 
+    ``seed`` seeds the run (initialisation, data order, noise); the entries that differ only in it
+    (``dcgan-s0`` ... ``dcgan-s2``, ``vae-d20`` and ``vae-d20-s1``, ``vae-d20-s2``) give the spread over
+    seeds. ``fcd_every``: every this many epochs, measure the Fréchet classifier distance and the classes
+    of samples from fixed noise (:func:`_evaluate_samples`, on the float32 weights being trained) and keep
+    them, with the training seconds so far, in the manifest's ``curve`` (0: not measured).
+
     VAEs only: ``eval_k``, the importance-weighted bounds :math:`\mathcal L_k` measured on every test digit;
     ``nll``, ``(k, n)`` for the log-likelihood estimate :math:`-\mathcal L_k` with its standard error on all
     test digits or a fixed random ``n`` of them (seed 0), full budget only (``None``: not measured; it costs ``k`` decoder passes a digit); ``curve``: record
@@ -116,6 +125,8 @@ class ZooSpec:
     eval_k: Tuple[int, ...] = ()
     nll: Optional[Tuple[int, int]] = None
     curve: bool = False
+    seed: int = 0
+    fcd_every: int = 0
 
     def build(self) -> nn.Module:
         from ..engine.checkpoints import build_model
@@ -141,6 +152,9 @@ def _gan(d: int, *, channels: int) -> Dict[str, Any]:
 
 
 VAE_TRAIN = {"lr_schedule": "cosine"}  # Adam 1e-3 decayed to 0: the last epochs settle instead of jittering
+# The zoo's DCGANs: the recipe for 25 epochs, its learning rate decayed to 0 along a cosine. The decay flattens the
+# curve but costs quality: the same recipe at a constant rate was lower after 25 epochs (the DCGAN chapter).
+DCGAN_EPOCHS = 25
 
 
 def _specs() -> Dict[str, ZooSpec]:
@@ -176,6 +190,20 @@ def _specs() -> Dict[str, ZooSpec]:
         nll=(5000, 500),
         curve=True,
     )
+    for seed in (1, 2):  # the baseline VAE again from other seeds, for the spread in the VAE-versus-GAN chapter
+        specs[f"vae-d20-s{seed}"] = ZooSpec(
+            f"vae-d20-s{seed}", "vae", _vae(20), {"quick": 10, "full": 100}, VAE_TRAIN, seed=seed, fcd_every=5
+        )
+    for seed in range(3):  # the DCGAN chapter's network (64 feature maps, noise size 100), trained long
+        specs[f"dcgan-s{seed}"] = ZooSpec(
+            f"dcgan-s{seed}",
+            "gan",
+            _gan(100, channels=64),
+            {"quick": 2, "full": DCGAN_EPOCHS},
+            dict(DCGAN_RECIPE["train"], lr_schedule="cosine"),
+            seed=seed,
+            fcd_every=1,
+        )
     for d in GAN_LATENT_SIZES:
         specs[f"gan-d{d}"] = ZooSpec(
             f"gan-d{d}",
@@ -455,10 +483,10 @@ def _evaluate_vae(model: nn.Module, test_images, s: "ZooSpec", budget: str) -> D
     return out
 
 
-def _evaluate_gan(model: nn.Module, test_images, device, n: int = 10_000) -> Dict[str, Any]:
-    """Fréchet classifier distance between ``n`` samples (fixed noise) and ``n`` random test digits (all of
-    MNIST's 10,000), and the number of digit classes the shipped classifier finds in the samples (at least 2 %
-    each)."""
+def _evaluate_samples(model: nn.Module, test_images, device, n: int = 10_000) -> Dict[str, Any]:
+    """Fréchet classifier distance between ``n`` samples (fixed noise; a VAE's are its Bernoulli means) and ``n``
+    random test digits (all of MNIST's 10,000), and the number of digit classes the shipped classifier finds in
+    the samples (at least 2 % each)."""
     from ..metrics.classifier import load_classifier
     from ..metrics.coverage import class_histogram, classes_covered
     from ..metrics.frechet import frechet_classifier_distance
@@ -484,13 +512,14 @@ def train(
     progress: bool = True,
     data=None,
     test_data=None,
-    seed: int = 0,
+    seed: Optional[int] = None,
     content_addressed: bool = False,
 ) -> Dict[str, Dict[str, Any]]:
     """Train models of the set and write each, with float16 weights, and its manifest entry to ``out_dir``.
 
-    Each model is seeded with ``seed``, trained from scratch, rounded to float16, evaluated (VAEs: test
-    negative ELBO with its parts; GANs: Fréchet classifier distance to test digits and classes covered),
+    Each model is seeded with ``seed`` (``None``: its spec's own), trained from scratch, rounded to float16,
+    evaluated (VAEs: test negative ELBO with its parts; GANs: Fréchet classifier distance to test digits and
+    classes covered),
     and written atomically; then its manifest entry (file, sha256, size, config, training settings, data,
     budget, epochs, device, seconds, metrics, and for ``curve`` specs the test negative ELBO after every
     epoch) replaces the old one. ``content_addressed`` names files ``NAME.SHA12.pt``
@@ -514,31 +543,44 @@ def train(
     for name in selected:
         s = spec(name)
         epochs = s.epochs[budget]
-        seed_everything(seed)
+        run_seed = s.seed if seed is None else seed
+        seed_everything(run_seed)
         model = s.build()
         start = time.perf_counter()
         if progress:
             print(f"training {name} ({budget} budget: {epochs} epochs on {device})", flush=True)
-        settings = dict(s.train, num_epochs=epochs, seed=seed, device=str(device), progress=progress)
+        settings = dict(s.train, num_epochs=epochs, seed=run_seed, device=str(device), progress=progress)
         curve_data = test_data if s.curve else None
+        samples_curve: Dict[str, List[float]] = {"epoch": [], "fcd": [], "classes_covered": [], "seconds": []}
+
+        def measure(epoch: int, history, model=model, every=s.fcd_every, last=epochs, log=samples_curve) -> None:
+            if every and ((epoch + 1) % every == 0 or epoch + 1 == last):
+                with eval_mode(model):
+                    m = _evaluate_samples(model, test_data, device)
+                log["epoch"].append(epoch + 1)
+                log["fcd"].append(m["fcd"])
+                log["classes_covered"].append(m["classes_covered"])
+                log["seconds"].append(round(sum(history.epochs["seconds"]), 2))
+
         if s.kind == "vae":
-            history = train_vae(model, data, test_data=curve_data, **settings)
+            history = train_vae(model, data, test_data=curve_data, callback=measure, **settings)
         else:
-            history = train_gan(model, data, **settings)
+            history = train_gan(model, data, callback=measure, **settings)
         seconds = time.perf_counter() - start
-        curve = (
-            {"test_nelbo": history.epochs["test_nelbo"], "seconds": history.epochs["seconds"]} if curve_data else None
-        )
+        curve = {"test_nelbo": history.epochs["test_nelbo"], "seconds": history.epochs["seconds"]} if curve_data else {}
+        if s.fcd_every:
+            curve.update(samples=samples_curve, seconds=history.epochs["seconds"])
         small = _half_copy(model)
         # Measure what is shipped: the float16 weights, back in float32 for the arithmetic.
         evaluated = s.build()
         evaluated.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in small.state_dict().items()})
         evaluated.to(device).eval()
-        metrics = (
-            _evaluate_vae(evaluated, test_data, s, budget)
-            if s.kind == "vae"
-            else _evaluate_gan(evaluated, test_data, device)
-        )
+        if s.kind == "gan":
+            metrics = _evaluate_samples(evaluated, test_data, device)
+        else:
+            metrics = _evaluate_vae(evaluated, test_data, s, budget)
+            if s.fcd_every:  # the samples' distance too, for the comparison with GANs
+                metrics["samples"] = _evaluate_samples(evaluated, test_data, device)
         with _locked(out_dir, name):
             written[name] = _store(
                 out_dir,
@@ -551,7 +593,7 @@ def train(
                     "budget": budget,
                     "epochs": epochs,
                     "train_config": dict(s.train),
-                    "seed": seed,
+                    "seed": run_seed,
                     "device": str(device),
                     "train_seconds": round(seconds, 2),
                     "train_data": _describe(data),
