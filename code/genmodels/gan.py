@@ -72,7 +72,9 @@ def generator_loss(fake_logits: torch.Tensor, kind: str = "non_saturating") -> t
     .. math:: \min_G \; -\mathbb E_z \log D(G(z)) = \mathbb E_z\big[\operatorname{softplus}(-a)\big],
         \qquad \frac{\partial}{\partial a} = -(1 - \sigma(a)) = -(1 - D(G(z))),
 
-    whose gradient is largest there. Both losses have the same fixed points.
+    whose gradient is largest there. Both are at rest at :math:`p_g = p_\text{data}`, but at the optimal
+    discriminator the first descends :math:`2\,\mathrm{JSD}(p_\text{data}\,\|\,p_g)` and the second
+    :math:`\mathrm{KL}(p_g\,\|\,p_\text{data}) - 2\,\mathrm{JSD}(p_\text{data}\,\|\,p_g)` (Arjovsky & Bottou 2017).
     """
     if kind == "saturating":
         return -F.softplus(fake_logits).mean()
