@@ -409,7 +409,7 @@ def latent_size_explorer(
             if latent_dim not in cache:
                 from . import zoo
 
-                cache[latent_dim] = zoo._evaluate_gan(gan, images[:500], device)
+                cache[latent_dim] = zoo._evaluate_samples(gan, images[:500], device)
             metrics = cache[latent_dim]
         text = (
             f"noise size <b>{latent_dim}</b>: Fréchet classifier distance <b>{metrics['fcd']:.0f}</b> "
