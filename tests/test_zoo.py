@@ -304,15 +304,17 @@ def test_a_spec_trains_with_its_own_seed_and_records_the_samples_curve(isolated,
     import genmodels.core as core
 
     monkeypatch.setattr(core, "seed_everything", lambda s: seeds.append(s) or torch.manual_seed(s))
-    entry = zoo.train(
+    train_s2 = lambda folder, **kw: zoo.train(
         ["dcgan-s2"],
-        out_dir=isolated / "out",
+        out_dir=isolated / folder,
         budget="quick",
         device="cpu",
         progress=False,
         data=tiny(train, 128),
         test_data=tiny(test, 100),
+        **kw,
     )["dcgan-s2"]
+    entry = train_s2("out")
     assert seeds == [2] and entry["seed"] == 2 and entry["train_config"]["lr_schedule"] == "cosine"
     curve = entry["curve"]["samples"]
     assert curve["epoch"] == [1, 2] and len(curve["fcd"]) == 2 and all(f > 0 for f in curve["fcd"])
@@ -320,19 +322,7 @@ def test_a_spec_trains_with_its_own_seed_and_records_the_samples_curve(isolated,
     assert curve["seconds"] == pytest.approx(torch.tensor(entry["curve"]["seconds"]).cumsum(0).tolist(), abs=0.01)
     # the last point is the float32 model the float16 file was rounded from: close to the file's own FCD
     assert curve["fcd"][-1] == pytest.approx(entry["metrics"]["fcd"], rel=0.05)
-    assert (
-        zoo.train(
-            ["dcgan-s2"],
-            out_dir=isolated / "other",
-            budget="quick",
-            device="cpu",
-            progress=False,
-            data=tiny(train, 128),
-            test_data=tiny(test, 100),
-            seed=5,
-        )["dcgan-s2"]["seed"]
-        == 5
-    )
+    assert train_s2("other", seed=5)["seed"] == 5
 
 
 def test_train_refuses_an_unknown_budget_or_name(isolated):

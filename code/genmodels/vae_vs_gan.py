@@ -30,6 +30,7 @@ renders it; :func:`seconds_per_epoch` times a model's training step on an otherw
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from pathlib import Path
@@ -39,7 +40,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .core import UserError, as_images, check_int, pick_device, seed_everything
+from .core import UserError, as_images, check_int, eval_mode, pick_device, seed_everything
 from .engine.loops import (
     GANTrainConfig,
     TrainConfig,
@@ -362,11 +363,16 @@ def format_comparison_table(result: Dict[str, Any], markdown: bool = False) -> s
         lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(["---"] * 4) + " |"]
         lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
         return title + "\n\n" + "\n".join(lines) + "\n"
-    widths = [max(len(row[i]) for row in rows + [header]) for i in range(4)]
+    return title + "\n" + _aligned(header, rows)
+
+
+def _aligned(header, rows) -> str:
+    """``header`` and ``rows`` (tuples of strings) as left-aligned text columns under a dashed rule."""
+    widths = [max(len(row[i]) for row in [*rows, header]) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(header, widths)).rstrip()]
     lines.append("  ".join("-" * w for w in widths))
     lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
-    return title + "\n" + "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n"
 
 
 def write_comparison_table(result: Dict[str, Any], path: Union[str, Path], *, markdown: Optional[bool] = None) -> Path:
@@ -429,8 +435,9 @@ def measure_trained(
     for name, models in families.items():
         runs, first = [], None
         for model in models:
-            model = model.to(dev).eval()
-            images = _sample(model, n, seed + 11, dev)
+            model = model.to(dev)
+            with eval_mode(model):
+                images = _sample(model, n, seed + 11, dev)
             first = images if first is None else first
             runs.append({**_set_metrics(images, reference, classifier), "parameters": _num_params(model)})
         out[name] = {
@@ -485,11 +492,7 @@ def format_trained_table(result: Dict[str, Any]) -> str:
             f"{r['sharpness'] / ts:.2f}",
         )
     )
-    widths = [max(len(row[i]) for row in rows + [header]) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(header, widths)).rstrip()]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
-    return "\n".join(lines) + "\n"
+    return _aligned(header, rows)
 
 
 def seconds_per_epoch(
@@ -509,8 +512,6 @@ def seconds_per_epoch(
     ``ceil(len(train_images) / batch_size)`` steps, is the answer (the first pass pays one-off costs). The
     model itself is not changed. Time it on an otherwise idle device: the number is only as good as that.
     """
-    import copy
-
     check_int("steps", steps), check_int("batch_size", batch_size)
     x, _ = _images_and_origin(train_images)
     used = x[: steps * batch_size]
