@@ -4,6 +4,7 @@ Each test computes the expected value another way: the encoder called on the who
 standard library's inverse normal CDF, a variance computed by hand, a brute-force nearest-neighbour search.
 """
 
+import math
 import statistics
 
 import pytest
@@ -183,3 +184,145 @@ def test_neighbour_average_matches_a_brute_force_search():
         latent_space.neighbour_average(codes, x, z, k=0)
     with pytest.raises(ValueError):
         latent_space.neighbour_average(codes, x[:5], z, k=3)
+
+
+# --- the aggregate posterior and the information decomposition ---------------------------------------
+
+
+def test_aggregate_log_density_is_the_log_mean_of_the_component_densities():
+    g = torch.Generator().manual_seed(0)
+    mu, logvar = torch.randn(7, 3, generator=g), torch.randn(7, 3, generator=g)
+    z = 2 * torch.randn(11, 3, generator=g)
+    # independent: each component's density through torch.distributions, averaged in probability space
+    comps = torch.distributions.Normal(mu.double(), (0.5 * logvar.double()).exp())
+    dens = comps.log_prob(z.double().unsqueeze(1)).sum(-1).exp().mean(1)  # (11,)
+    got = latent_space.aggregate_log_density(z, mu, logvar, chunk_size=4)
+    assert got.dtype == torch.float64 and got.shape == (11,)
+    torch.testing.assert_close(got, dens.log(), rtol=1e-10, atol=1e-10)
+
+
+def test_aggregate_log_density_names_mismatched_shapes():
+    with pytest.raises(gm.UserError, match="same d"):
+        latent_space.aggregate_log_density(torch.zeros(2, 3), torch.zeros(4, 2), torch.zeros(4, 2))
+
+
+def test_posteriors_that_ignore_the_image_carry_no_information():
+    """Every q(z|x_n) the same Gaussian: q(z) is that Gaussian, I = 0 exactly, and the whole KL is the
+    aggregate posterior's distance from the prior."""
+    mu = torch.tensor([[0.7, -0.2]]).repeat(50, 1)
+    logvar = torch.tensor([[-1.0, 0.5]]).repeat(50, 1)
+    out = latent_space.information_decomposition(
+        mu, logvar, num_samples=20_000, generator=torch.Generator().manual_seed(1)
+    )
+    assert abs(out["mutual_information"]) < 1e-9
+    closed = 0.5 * (mu[0].pow(2) + logvar[0].exp() - 1 - logvar[0]).sum().item()
+    assert out["kl"] == pytest.approx(closed, rel=1e-6)
+    assert abs(out["marginal_kl"] - closed) < 4 * out["marginal_kl_se"]
+
+
+def test_well_separated_sharp_posteriors_carry_log_n_nats():
+    """Codes far apart with tiny variances identify their image: I = log N, the most N images allow."""
+    n = 64
+    mu = 10.0 * torch.randn(n, 4, generator=torch.Generator().manual_seed(2))
+    logvar = torch.full((n, 4), -12.0)
+    out = latent_space.information_decomposition(mu, logvar)
+    assert out["mutual_information"] == pytest.approx(math.log(n), abs=1e-6)
+    assert out["log_n"] == pytest.approx(math.log(n)) and out["num_samples"] == n
+
+
+def test_the_marginal_kl_matches_quadrature_in_one_dimension():
+    """KL(q(z) || N(0, 1)) of a three-component mixture by quadrature on a fine grid, against the Monte
+    Carlo estimate; and the closed-form mean KL against the estimate of the sum of the two terms."""
+    mu = torch.tensor([[-1.5], [0.2], [2.0]])
+    logvar = torch.tensor([[-1.0], [-2.0], [0.3]])
+    grid = torch.linspace(-12, 12, 200_001, dtype=torch.float64)
+    log_q = latent_space.aggregate_log_density(grid.unsqueeze(1), mu, logvar)
+    log_p = -0.5 * (math.log(2 * math.pi) + grid.pow(2))
+    q = log_q.exp()
+    quadrature = torch.trapezoid(q * (log_q - log_p), grid).item()
+    assert torch.trapezoid(q, grid).item() == pytest.approx(1.0, abs=1e-9)
+    out = latent_space.information_decomposition(
+        mu, logvar, num_samples=200_000, generator=torch.Generator().manual_seed(3)
+    )
+    assert abs(out["marginal_kl"] - quadrature) < 4 * out["marginal_kl_se"]
+    assert abs(out["kl_monte_carlo"] - out["kl"]) < 4 * out["kl_se"]
+    total = out["mutual_information"] + out["marginal_kl"]
+    assert total == pytest.approx(out["kl_monte_carlo"], abs=1e-9)
+    assert 0 < out["mutual_information"] < math.log(3)
+
+
+# --- the amortization gap ------------------------------------------------------------------------------
+
+
+def binary_images(n=4, seed=0):
+    return torch.rand(n, 1, 28, 28, generator=torch.Generator().manual_seed(seed)).bernoulli()
+
+
+def test_elbo_at_the_encoders_posterior_is_the_models_elbo_averaged_over_the_same_noise():
+    vae = small_vae(latent_dim=3).eval()
+    x = binary_images(5)
+    with torch.no_grad():
+        mu, logvar = vae.encode(x)
+    eps = torch.randn(40, 5, 3, generator=torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        expected = torch.stack([vae.elbo(x, eps=e) for e in eps]).mean(0)
+    got = latent_space.elbo_at(
+        vae, x, mu, logvar, num_samples=40, chunk_size=40, generator=torch.Generator().manual_seed(7)
+    )
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-4)
+
+
+def test_refine_posterior_with_no_steps_returns_the_encoders_output_and_leaves_the_model_alone():
+    vae = small_vae(latent_dim=3)
+    vae.train()
+    x = binary_images(3)
+    state = {k: v.clone() for k, v in vae.state_dict().items()}
+    with torch.no_grad():
+        mu0, logvar0 = vae.eval().encode(x)
+    vae.train()
+    mu, logvar = latent_space.refine_posterior(vae, x, steps=0)
+    torch.testing.assert_close(mu, mu0)
+    torch.testing.assert_close(logvar, logvar0)
+    latent_space.refine_posterior(vae, x, steps=5, num_samples=2)
+    assert vae.training  # the mode is restored
+    assert all(p.grad is None for p in vae.parameters())  # no gradient reached the weights
+    for k, v in vae.state_dict().items():
+        assert torch.equal(v, state[k]), k
+
+
+def test_refine_posterior_reaches_the_best_gaussian_found_by_a_grid_search():
+    """One latent dimension: the ELBO of N(m, s^2) by Gauss-Hermite quadrature on a grid of (m, log s),
+    the grid's best against the refined posterior's ELBO computed by the same quadrature."""
+    vae = small_vae(latent_dim=1, seed=4).eval()
+    x = binary_images(1, seed=5)
+    nodes, weights = np_hermgauss(60)
+
+    def elbo_quadrature(m, log_s):  # m, log_s: (G,) -> (G,)
+        z = m[:, None] + math.sqrt(2) * log_s.exp()[:, None] * nodes[None, :]  # (G, 60)
+        with torch.no_grad():
+            logits = vae.decode(z.reshape(-1, 1).float())
+            log_px = gm.distributions.bernoulli_log_likelihood(logits, x.expand(len(logits), -1, -1, -1)).double()
+        expected = (log_px.view(z.shape) * weights[None, :]).sum(1) / math.sqrt(math.pi)
+        kl = 0.5 * (m.pow(2) + (2 * log_s).exp() - 1 - 2 * log_s)
+        return expected - kl
+
+    m_grid = torch.linspace(-4, 4, 161, dtype=torch.float64)
+    s_grid = torch.linspace(-5, 0.5, 111, dtype=torch.float64)
+    mm, ss = torch.meshgrid(m_grid, s_grid, indexing="ij")
+    best_grid = elbo_quadrature(mm.flatten(), ss.flatten()).max().item()
+    with torch.no_grad():
+        mu0, logvar0 = vae.encode(x)
+    start = elbo_quadrature(mu0.double().flatten(), 0.5 * logvar0.double().flatten()).item()
+    mu, logvar = latent_space.refine_posterior(
+        vae, x, steps=800, lr=2e-2, num_samples=64, generator=torch.Generator().manual_seed(0)
+    )
+    refined = elbo_quadrature(mu.double().flatten(), 0.5 * logvar.double().flatten()).item()
+    assert refined >= start - 1e-6
+    assert refined == pytest.approx(best_grid, abs=0.05)
+
+
+def np_hermgauss(n):
+    import numpy as np
+
+    nodes, weights = np.polynomial.hermite.hermgauss(n)
+    return torch.from_numpy(nodes), torch.from_numpy(weights)

@@ -49,6 +49,78 @@ def test_vae_step_is_one_sgd_step_on_the_negative_mean_elbo():
         torch.testing.assert_close(p1.detach(), p0 - lr * g, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("kl_weight", [0.0, 0.25, 4.0])
+def test_vae_step_with_a_kl_weight_descends_recon_plus_weighted_kl_and_reports_the_elbo(kl_weight):
+    torch.manual_seed(1)
+    vae = gm.VAE(latent_dim=3, hidden_dim=16)
+    x = torch.rand(6, 1, 28, 28).bernoulli()
+    eps = torch.randn(6, 3)
+    before = _params(vae)
+    mu, logvar = vae.encoder(x)
+    q = torch.distributions.Normal(mu, (0.5 * logvar).exp())
+    z = mu + q.scale * eps
+    log_px = torch.distributions.Bernoulli(logits=vae.decoder(z)).log_prob(x).flatten(1).sum(1)
+    kl = torch.distributions.kl_divergence(q, torch.distributions.Normal(0.0, 1.0)).sum(1)
+    objective = (-log_px + kl_weight * kl).mean()  # the beta-VAE objective, written out
+    grads = torch.autograd.grad(objective, list(vae.parameters()))
+
+    lr = 0.05
+    stats = steps.vae_step(
+        lambda x, eps: vae.elbo(x, eps=eps, return_parts=True),
+        x,
+        eps,
+        torch.optim.SGD(vae.parameters(), lr=lr),
+        kl_weight=kl_weight,
+    )
+    torch.testing.assert_close(stats["loss"], -(log_px - kl).mean().detach(), rtol=1e-5, atol=1e-4)  # the ELBO
+    for p0, g, p1 in zip(before, grads, vae.parameters()):
+        torch.testing.assert_close(p1.detach(), p0 - lr * g, rtol=1e-5, atol=1e-6)
+
+
+def test_kl_weight_ramps_linearly_over_the_warm_up_then_stays_at_beta():
+    config = gm.TrainConfig(beta=2.0, kl_warmup_epochs=1.5)
+    weights = [loops.kl_weight(config, step, steps_per_epoch=10) for step in range(20)]
+    assert weights[:15] == pytest.approx([2.0 * (s + 1) / 15 for s in range(15)])
+    assert weights[14:] == pytest.approx([2.0] * 6)
+    assert loops.kl_weight(gm.TrainConfig(beta=0.5), 0, 10) == 0.5  # no warm-up: the weight from the first step
+
+
+@pytest.mark.parametrize(
+    "bad", [{"beta": -1.0}, {"beta": float("nan")}, {"beta": "1"}, {"kl_warmup_epochs": -2}, {"kl_warmup_epochs": None}]
+)
+def test_bad_kl_weights_are_rejected_with_the_setting_named(bad):
+    with pytest.raises(gm.UserError, match=next(iter(bad))):
+        gm.TrainConfig(**bad)
+
+
+def test_a_gan_refuses_a_kl_weight():
+    with pytest.raises(gm.UserError, match="a GAN has none"):
+        gm.GANTrainConfig(beta=4.0)
+
+
+def test_train_vae_passes_the_scheduled_kl_weight_to_the_step(monkeypatch, mnist_subset):
+    seen = []
+    original = loops.vae_step
+
+    def wrapper(*args, **kwargs):
+        seen.append(kwargs["kl_weight"])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(loops, "vae_step", wrapper)
+    images = mnist_subset[0].images[:256]
+    gm.train_vae(
+        gm.VAE(latent_dim=2, hidden_dim=32),
+        images,
+        num_epochs=2,
+        batch_size=64,
+        beta=3.0,
+        kl_warmup_epochs=1,
+        progress=False,
+        device="cpu",
+    )
+    assert seen == pytest.approx([3.0 * s / 4 for s in (1, 2, 3, 4)] + [3.0] * 4)
+
+
 class _Scale(nn.Module):
     """D(x) = a·mean(x) + b: a discriminator whose logits and gradients are easy to write down."""
 

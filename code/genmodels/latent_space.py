@@ -11,14 +11,22 @@ r"""Looking at a trained VAE through its latent space.
   :meth:`VAE.sample <genmodels.vae.VAE.sample>` returns the Bernoulli means :math:`\sigma(a(z))`;
 * :func:`interpolate`: points on the straight line or on the spherical path between two codes;
 * :func:`neighbour_average`: the pixel-wise mean of the images whose codes lie nearest to a point
-  :math:`z`, which is what a factorized Bernoulli decoder is pulled towards at that point.
+  :math:`z`, which is what a factorized Bernoulli decoder is pulled towards at that point;
+* :func:`aggregate_log_density` and :func:`information_decomposition`: the aggregate posterior
+  :math:`q(z) = \frac1N\sum_n q(z\mid x_n)` and the split of the mean KL term into the mutual information
+  between images and codes and the distance of :math:`q(z)` from the prior ("ELBO surgery",
+  Hoffman & Johnson 2016);
+* :func:`refine_posterior` and :func:`elbo_at`: the best Gaussian posterior of each image found by gradient
+  steps on the ELBO from the encoder's output, which measures the amortization gap (Cremer et al. 2018).
 
-Nothing here trains or changes the model; every function runs under ``torch.no_grad()``.
+Nothing here trains or changes the model: :func:`refine_posterior` optimises a mean and a log-variance per
+image and leaves the networks' weights and gradients alone; everything else runs under ``torch.no_grad()``.
 """
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
+import math
+from typing import Dict, Optional, Tuple
 
 import torch
 
@@ -38,6 +46,10 @@ __all__ = [
     "neighbour_average",
     "PATHS",
     "interpolate",
+    "aggregate_log_density",
+    "information_decomposition",
+    "refine_posterior",
+    "elbo_at",
 ]
 
 PATHS = ("linear", "spherical")
@@ -248,3 +260,205 @@ def interpolate(z0: torch.Tensor, z1: torch.Tensor, t, *, path: str = "linear") 
     if sin.abs() < 1e-6:
         return (1 - t) * z0 + t * z1
     return (torch.sin((1 - t) * omega) / sin) * z0 + (torch.sin(t * omega) / sin) * z1  # (T, d)
+
+
+# --- the aggregate posterior ---------------------------------------------------------------------
+
+
+@torch.no_grad()
+def aggregate_log_density(
+    z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, *, chunk_size: int = 1024
+) -> torch.Tensor:
+    r"""Log-density of the aggregate posterior at the points ``z`` ``[M, d]``, ``[M]`` (float64).
+
+    .. math::
+
+        \log q(z) = \log \frac1N \sum_{n=1}^{N} \mathcal N\big(z;\, \mu_n, \operatorname{diag}\sigma_n^2\big)
+
+    with ``mu`` and ``logvar`` ``[N, d]``, the encoder's outputs for the :math:`N` images (from
+    :func:`encode_dataset` with ``return_logvar=True``): the density of codes that the data produce, the
+    distribution a sample from the prior should resemble. Computed in float64 as one matrix product per
+    chunk of ``z``, :math:`\sum_j z_j^2/\sigma_{nj}^2 - 2 z_j\mu_{nj}/\sigma_{nj}^2 + \mu_{nj}^2/\sigma_{nj}^2`,
+    then a log-sum-exp over the images.
+    """
+    if z.dim() != 2 or mu.dim() != 2 or mu.shape != logvar.shape or z.shape[1] != mu.shape[1]:
+        raise UserError(
+            f"need z [M, d] and mu, logvar [N, d] with the same d, got {tuple(z.shape)}, {tuple(mu.shape)}, "
+            f"{tuple(logvar.shape)}"
+        )
+    check_int("chunk_size", chunk_size)
+    mu, logvar = mu.double(), logvar.double()
+    precision = (-logvar).exp()  # (N, d), 1 / sigma^2
+    # the part of each component's log-density that does not involve z: (N,)
+    const = -0.5 * (mu.shape[1] * D.LOG_2PI + logvar.sum(1) + (mu.pow(2) * precision).sum(1))
+    out = []
+    for start in range(0, len(z), chunk_size):
+        zc = z[start : start + chunk_size].to(mu.device).double()  # (m, d)
+        quad = zc.pow(2) @ precision.T - 2.0 * zc @ (mu * precision).T  # (m, N)
+        out.append(torch.logsumexp(const - 0.5 * quad, dim=1) - math.log(len(mu)))
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def information_decomposition(
+    mu: torch.Tensor,
+    logvar: torch.Tensor,
+    *,
+    num_samples: Optional[int] = None,
+    generator: Optional[torch.Generator] = None,
+) -> Dict[str, float]:
+    r"""The mean KL term split into information and the aggregate posterior's distance from the prior.
+
+    With :math:`q(z) = \frac1N\sum_n q(z\mid x_n)` over the :math:`N` images whose posteriors are ``mu``,
+    ``logvar`` ``[N, d]`` (Hoffman & Johnson 2016),
+
+    .. math::
+
+        \frac1N\sum_{n}\mathrm{KL}\big(q(z\mid x_n)\,\|\,p(z)\big)
+        = \underbrace{\mathbb E_{n,\, z\sim q(z\mid x_n)}\Big[\log\frac{q(z\mid x_n)}{q(z)}\Big]}_{I_q(x;\,z)}
+        + \underbrace{\mathbb E_{z\sim q(z)}\Big[\log\frac{q(z)}{p(z)}\Big]}_{\mathrm{KL}(q(z)\,\|\,p(z))},
+
+    where :math:`I_q(x; z) \le \log N` is the mutual information between the image's index and its code.
+    The mean KL term is therefore an *upper bound* on the information the codes carry; the rest is the
+    price of a code distribution that does not match the prior.
+
+    The left side is computed in closed form; the two terms on the right by Monte Carlo from
+    ``num_samples`` codes (``None``: one from each posterior, in order; otherwise drawn at random indices),
+    each scored under its own posterior, under :math:`q(z)` (:func:`aggregate_log_density`) and under the
+    prior. The two estimates share their samples and add up to a Monte Carlo estimate of the left side,
+    which is also returned (``kl_monte_carlo``, with its standard error ``kl_se``): it should agree with the
+    closed form within a few standard errors.
+
+    Returns
+    -------
+    ``kl``, ``mutual_information``, ``marginal_kl``, ``kl_monte_carlo``, ``kl_se``, ``mutual_information_se``,
+    ``marginal_kl_se``, ``log_n`` (:math:`\log N`, the ceiling of the information), ``num_samples``; nats.
+    """
+    if mu.dim() != 2 or mu.shape != logvar.shape:
+        raise UserError(f"mu and logvar must both be [N, latent_dim], got {tuple(mu.shape)} and {tuple(logvar.shape)}")
+    n = len(mu)
+    mu, logvar = mu.double(), logvar.double()
+    if num_samples is None:
+        index = torch.arange(n)
+    else:
+        check_int("num_samples", num_samples)
+        index = torch.randint(n, (num_samples,), generator=generator)
+    eps = torch.randn(len(index), mu.shape[1], generator=generator, dtype=torch.float64)
+    z = mu[index] + (0.5 * logvar[index]).exp() * eps.to(mu.device)  # (M, d)
+    log_q_given_x = D.gaussian_log_prob(z, mu[index], logvar[index])  # (M,)
+    log_q = aggregate_log_density(z, mu, logvar)  # (M,)
+    log_p = D.standard_normal_log_prob(z)  # (M,)
+
+    def mean_se(t: torch.Tensor) -> Tuple[float, float]:
+        return t.mean().item(), (t.std() / math.sqrt(len(t))).item()
+
+    info, info_se = mean_se(log_q_given_x - log_q)
+    marginal, marginal_se = mean_se(log_q - log_p)
+    kl_mc, kl_se = mean_se(log_q_given_x - log_p)
+    return {
+        "kl": D.gaussian_kl(mu, logvar).mean().item(),
+        "mutual_information": info,
+        "marginal_kl": marginal,
+        "kl_monte_carlo": kl_mc,
+        "kl_se": kl_se,
+        "mutual_information_se": info_se,
+        "marginal_kl_se": marginal_se,
+        "log_n": math.log(n),
+        "num_samples": len(index),
+    }
+
+
+# --- the amortization gap -------------------------------------------------------------------------
+
+
+def _elbo_terms(vae: VAE, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    """ELBO per image ``[B]`` of the Gaussian posteriors ``(mu, logvar)`` ``[B, d]``, averaged over the
+    noise ``eps`` ``[S, B, d]`` of ``S`` reparameterized codes each."""
+    z = mu + (0.5 * logvar).exp() * eps  # (S, B, d)
+    logits = vae.decode(z.flatten(0, 1))  # (S*B, 1, 28, 28)
+    x_rep = x.expand(eps.shape[0], *x.shape).flatten(0, 1)  # (S*B, 1, 28, 28)
+    log_px = D.bernoulli_log_likelihood(logits.float(), x_rep).view(eps.shape[0], -1)  # (S, B)
+    return log_px.mean(0) - D.gaussian_kl(mu, logvar)
+
+
+@torch.no_grad()
+def elbo_at(
+    vae: VAE,
+    x: torch.Tensor,
+    mu: torch.Tensor,
+    logvar: torch.Tensor,
+    *,
+    num_samples: int = 1000,
+    chunk_size: int = 100,
+    generator: Optional[torch.Generator] = None,
+) -> torch.Tensor:
+    r"""The ELBO of each image under the Gaussian posterior ``(mu, logvar)`` instead of the encoder's, ``[B]``.
+
+    :math:`\mathcal L(x; \mu, \sigma) = \mathbb E_{\varepsilon}\big[\log p(x\mid \mu + \sigma\odot\varepsilon)\big]
+    - \mathrm{KL}\big(\mathcal N(\mu, \sigma^2)\,\|\,p(z)\big)`, the expectation averaged over ``num_samples``
+    draws (in chunks of ``chunk_size``), the KL in closed form. ``x``: binary images ``[B, 1, 28, 28]`` on the
+    model's device, as :func:`~genmodels.engine.loops.eval_images` makes them.
+    """
+    check_int("num_samples", num_samples)
+    check_int("chunk_size", chunk_size)
+    total = torch.zeros(len(x), dtype=torch.float64, device=x.device)
+    done = 0
+    with eval_mode(vae):
+        while done < num_samples:
+            s = min(chunk_size, num_samples - done)
+            eps = torch.randn(s, *mu.shape, generator=generator, device=mu.device if generator is None else "cpu")
+            total += _elbo_terms(vae, x, mu, logvar, eps.to(mu.device)).double() * s
+            done += s
+    return (total / num_samples).float()
+
+
+def refine_posterior(
+    vae: VAE,
+    x: torch.Tensor,
+    *,
+    steps: int = 500,
+    lr: float = 1e-2,
+    num_samples: int = 16,
+    generator: Optional[torch.Generator] = None,
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    r"""The Gaussian posterior of each image that maximises its ELBO, found by gradient ascent from the encoder's.
+
+    Starting from the encoder's :math:`(\mu(x), \log\sigma^2(x))`, Adam (learning rate ``lr``) takes
+    ``steps`` steps on the ELBO of every image separately, each step's expectation estimated with
+    ``num_samples`` reparameterized codes per image. The encoder shares one network across all images
+    (*amortized* inference); these per-image parameters need not, so
+
+    .. math::
+
+        \log p(x) - \mathcal L_{\text{encoder}}(x)
+        = \underbrace{\log p(x) - \mathcal L^*(x)}_{\text{approximation gap}}
+        + \underbrace{\mathcal L^*(x) - \mathcal L_{\text{encoder}}(x)}_{\text{amortization gap}}
+
+    (Cremer et al. 2018), with :math:`\mathcal L^*` the best ELBO a diagonal Gaussian reaches, which the
+    refined posterior approaches from below. The gradients are taken with ``torch.autograd.grad`` with
+    respect to the posterior's parameters only, so the model's weights and their ``.grad`` are untouched.
+
+    Parameters
+    ----------
+    x : binary images ``[B, 1, 28, 28]`` on the model's device (:func:`~genmodels.engine.loops.eval_images`).
+
+    Returns
+    -------
+    ``(mu, logvar)``, each ``[B, latent_dim]``, detached.
+    """
+    check_int("steps", steps, minimum=0)
+    check_int("num_samples", num_samples)
+    if not lr > 0:
+        raise UserError(f"lr must be positive, got {lr!r}")
+    with eval_mode(vae):
+        with torch.no_grad():
+            mu0, logvar0 = vae.encode(x)
+        mu = mu0.detach().float().clone().requires_grad_(True)
+        logvar = logvar0.detach().float().clone().requires_grad_(True)
+        opt = torch.optim.Adam([mu, logvar], lr=lr)
+        for _ in range(steps):
+            eps = torch.randn(num_samples, *mu.shape, generator=generator, device="cpu" if generator else mu.device)
+            loss = -_elbo_terms(vae, x, mu, logvar, eps.to(mu.device)).sum()  # images are independent
+            mu.grad, logvar.grad = torch.autograd.grad(loss, [mu, logvar])
+            opt.step()
+    return mu.detach(), logvar.detach()

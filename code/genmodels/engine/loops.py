@@ -93,6 +93,12 @@ class TrainConfig:
     compile : ``torch.compile`` the networks.
     checkpoint_every : also write the checkpoint every this many steps (0: at the end of epochs only).
     num_samples : size of the grid sampled from fixed noise after every epoch.
+    beta : VAEs only: the weight :math:`\beta` of the KL term in the training objective,
+        :math:`-\log p(x\mid z) + \beta\,\mathrm{KL}` (Higgins et al. 2017). 1 is the ELBO; the recorded
+        ``loss`` is always the negative ELBO, whatever the weight.
+    kl_warmup_epochs : VAEs only: the KL weight rises linearly from 0 to ``beta`` over this many epochs
+        (counted in steps, fractions allowed), then stays there: the "KL annealing" of Bowman et al. (2016)
+        and the "warm-up" of Sønderby et al. (2016). 0: no warm-up.
     """
 
     num_epochs: int = 10
@@ -107,11 +113,21 @@ class TrainConfig:
     compile: bool = False
     checkpoint_every: int = 0
     num_samples: int = 64
+    beta: float = 1.0
+    kl_warmup_epochs: float = 0.0
 
     def __post_init__(self):
         for name in ("num_epochs", "batch_size", "num_samples"):
             check_int(name, getattr(self, name))
         check_positive("lr", self.lr)
+        if not (isinstance(self.beta, (int, float)) and self.beta >= 0 and math.isfinite(self.beta)):
+            raise UserError(
+                f"beta, the KL term's weight, must be a finite number >= 0 (1: the ELBO), got {self.beta!r}"
+            )
+        if not (isinstance(self.kl_warmup_epochs, (int, float)) and 0 <= self.kl_warmup_epochs < math.inf):
+            raise UserError(
+                f"kl_warmup_epochs must be a number of epochs >= 0 (0: no warm-up), got {self.kl_warmup_epochs!r}"
+            )
         check_int("checkpoint_every", self.checkpoint_every, minimum=0)
         check_choice("pixels", self.pixels, PIXEL_MODELS)
         check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
@@ -139,6 +155,8 @@ class GANTrainConfig(TrainConfig):
 
     def __post_init__(self):
         super().__post_init__()
+        if self.beta != 1.0 or self.kl_warmup_epochs != 0.0:
+            raise UserError("beta and kl_warmup_epochs weight a VAE's KL term; a GAN has none: leave them at 1 and 0")
         check_choice("loss", self.loss, G.GENERATOR_LOSSES)
         check_int("d_steps", self.d_steps)
         if self.lr_d is not None:
@@ -201,6 +219,15 @@ def scheduled_lr(config: TrainConfig, step: int, total_steps: int) -> float:
     if config.lr_schedule == "constant":
         return config.lr
     return config.lr * 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / max(total_steps, 1)))
+
+
+def kl_weight(config: TrainConfig, step: int, steps_per_epoch: int) -> float:
+    """The KL term's weight at step ``step`` (0-based): ``config.beta``, reached linearly over the first
+    ``config.kl_warmup_epochs`` epochs. A function of the step alone, so a resumed run continues the ramp."""
+    warmup_steps = config.kl_warmup_epochs * steps_per_epoch
+    if warmup_steps <= 0:
+        return config.beta
+    return config.beta * min(1.0, (step + 1) / warmup_steps)
 
 
 def _set_lr(optimizers, lr: float) -> None:
@@ -536,7 +563,8 @@ def train_vae(
             if config.lr_schedule != "constant":
                 _set_lr([opt], scheduled_lr(config, run.step, config.num_epochs * steps_per_epoch))
             eps = torch.randn(x.shape[0], model.latent_dim, device=run.device)  # noise for the global batch
-            stats = vae_step(elbo_parts, run.shard(x), run.shard(eps), opt)
+            weight = kl_weight(config, run.step, steps_per_epoch)
+            stats = vae_step(elbo_parts, run.shard(x), run.shard(eps), opt, kl_weight=weight)
             run.step += 1
             for name, value in stats.items():
                 pending[name].append(value)

@@ -18,19 +18,26 @@ __all__ = ["vae_step", "gan_step", "grad_norm"]
 
 
 def vae_step(
-    elbo_parts: Callable, x: torch.Tensor, eps: torch.Tensor, optimizer: torch.optim.Optimizer
+    elbo_parts: Callable,
+    x: torch.Tensor,
+    eps: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+    *,
+    kl_weight: float = 1.0,
 ) -> Dict[str, torch.Tensor]:
     r"""One gradient step on the negative ELBO, :math:`-\frac1B\sum_i \mathcal L(x_i)` (nats per image).
 
     ``elbo_parts(x, eps)`` returns the ELBO and its two parts per image, ``(elbo, log_px, kl)``, each ``[B]``:
     :meth:`VAE.elbo` with ``return_parts=True``. ``eps`` is the standard-normal noise of the
-    reparameterization :math:`z = \mu + \sigma \odot \varepsilon`, ``[B, latent_dim]``.
-    Returns the batch's loss and its parts, detached.
+    reparameterization :math:`z = \mu + \sigma \odot \varepsilon`, ``[B, latent_dim]``. A ``kl_weight``
+    :math:`\beta \ne 1` descends :math:`\frac1B\sum_i \big(-\log p(x_i\mid z_i) + \beta\,\mathrm{KL}_i\big)`
+    instead (a beta-VAE, or a KL warm-up). Returns the batch's negative ELBO (unweighted) and its parts, detached.
     """
     elbo, log_px, kl = elbo_parts(x, eps)  # (B,) each, nats
     loss = -elbo.mean()  # sum over pixels and latents, mean over the batch
+    objective = loss if kl_weight == 1.0 else (kl_weight * kl - log_px).mean()
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    objective.backward()
     optimizer.step()
     return {"loss": loss.detach(), "recon": -log_px.detach().mean(), "kl": kl.detach().mean()}
 
