@@ -154,6 +154,14 @@ def test_train_gan_defaults_are_the_books_recipe_and_plain_is_radfords_dcgan(tmp
     assert ckpt["train_config"]["label_smoothing"] == 0.2 and ckpt["train_config"]["lr_d"] == 1e-3
 
 
+def test_train_vae_records_the_kl_weight_and_its_warm_up(tmp_path):
+    out = str(tmp_path / "beta.pt")
+    argv = ["train", "vae", "--latent-dim", "3", "--dry-run", "--no-progress", "--out", out]
+    assert main([*argv, "--beta", "4", "--kl-warmup", "2.5"]) == 0
+    config = gm.read_checkpoint(out)["train_config"]
+    assert config["beta"] == 4.0 and config["kl_warmup_epochs"] == 2.5
+
+
 @pytest.mark.parametrize(
     "argv,message",
     [
@@ -164,6 +172,8 @@ def test_train_gan_defaults_are_the_books_recipe_and_plain_is_radfords_dcgan(tmp
         (["train", "vae", "--batch-size", "ten"], "expected a positive integer"),
         (["train", "vae", "--lr", "0"], "must be positive"),
         (["train", "gan", "--loss", "hinge"], "invalid choice"),
+        (["train", "vae", "--beta", "-1"], "expected a finite number >= 0"),
+        (["train", "vae", "--kl-warmup", "soon"], "expected a number >= 0"),
         (["train", "vae", "--pixels", "grey"], "invalid choice"),
         (["train"], "required"),
     ],

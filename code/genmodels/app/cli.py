@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import builtins
+import math
 import sys
 import time
 from pathlib import Path
@@ -43,6 +44,17 @@ def _checked(parse, check, what: str, **limits):
 _positive_int = _checked(int, check_int, "a positive integer")
 _non_negative_int = _checked(int, check_int, "a non-negative integer", minimum=0)
 _positive_float = _checked(float, check_positive, "a positive number")
+
+
+def _non_negative_float(text: str) -> float:
+    """A finite number >= 0: a weight or a number of epochs."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not (value >= 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
+    return value
 
 
 def _below_one(text: str) -> float:
@@ -151,6 +163,19 @@ def build_parser() -> argparse.ArgumentParser:
     vae.add_argument("--hidden-dim", type=_positive_int, default=400, help="hidden width (default: %(default)s)")
     vae.add_argument(
         "--depth", type=_positive_int, default=1, help="hidden layers of each MLP (mlp only; default: %(default)s)"
+    )
+    vae.add_argument(
+        "--beta",
+        type=_non_negative_float,
+        default=1.0,
+        help="weight of the KL term in the training objective; 1 is the ELBO, above 1 a beta-VAE (default: %(default)s)",
+    )
+    vae.add_argument(
+        "--kl-warmup",
+        type=_non_negative_float,
+        default=0.0,
+        metavar="EPOCHS",
+        help="raise the KL weight linearly from 0 to --beta over this many epochs (default: %(default)s, none)",
     )
     _add_run_options(vae, lr=1e-3, pixels="dynamic", batch_size=128)
 
@@ -465,7 +490,7 @@ def _train(args) -> int:
         history = gm.train_vae(
             model,
             images,
-            config=gm.TrainConfig(**common),
+            config=gm.TrainConfig(**common, beta=args.beta, kl_warmup_epochs=args.kl_warmup),
             test_data=test_set.images,
             checkpoint=out,
             resume=resume,
