@@ -326,3 +326,34 @@ def np_hermgauss(n):
 
     nodes, weights = np.polynomial.hermite.hermgauss(n)
     return torch.from_numpy(nodes), torch.from_numpy(weights)
+
+
+def test_iwae_at_is_the_log_mean_importance_weight_at_the_same_noise():
+    vae = small_vae(latent_dim=2, seed=3).eval()
+    x = binary_images(3, seed=1)
+    mu, logvar = torch.randn(3, 2), torch.randn(3, 2) - 1
+    eps = torch.randn(30, 3, 2, generator=torch.Generator().manual_seed(9))
+    q = torch.distributions.Normal(mu, (0.5 * logvar).exp())
+    z = mu + q.scale * eps  # (30, 3, 2)
+    with torch.no_grad():
+        logits = vae.decode(z.reshape(-1, 2)).view(30, 3, 1, 28, 28)
+    log_px = torch.distributions.Bernoulli(logits=logits).log_prob(x.expand(30, -1, -1, -1, -1)).flatten(2).sum(2)
+    log_pz = torch.distributions.Normal(0.0, 1.0).log_prob(z).sum(-1)
+    expected = torch.logsumexp(log_px + log_pz - q.log_prob(z).sum(-1), dim=0) - math.log(30)
+    got = latent_space.iwae_at(vae, x, mu, logvar, k=30, chunk_size=30, generator=torch.Generator().manual_seed(9))
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-4)
+    # and it bounds the ELBO of the same proposal from above (Jensen), here with many draws of each
+    elbo = latent_space.elbo_at(vae, x, mu, logvar, num_samples=2000)
+    iwae = latent_space.iwae_at(vae, x, mu, logvar, k=2000)
+    assert (iwae > elbo).all()
+
+
+def test_aggregate_posterior_samples_have_the_mixtures_mean_and_variance():
+    g = torch.Generator().manual_seed(5)
+    mu, logvar = 3 * torch.randn(40, 2, generator=g), torch.randn(40, 2, generator=g)
+    z = latent_space.sample_aggregate_posterior(mu, logvar, 200_000, generator=g)
+    assert z.shape == (200_000, 2)
+    # law of total variance: Var z = Var_n(mu_n) + E_n(sigma_n^2)
+    torch.testing.assert_close(z.mean(0), mu.mean(0), atol=0.05, rtol=0)
+    expected_var = mu.var(0, unbiased=False) + logvar.exp().mean(0)
+    torch.testing.assert_close(z.var(0), expected_var, rtol=0.02, atol=0)

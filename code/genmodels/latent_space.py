@@ -16,7 +16,8 @@ r"""Looking at a trained VAE through its latent space.
   :math:`q(z) = \frac1N\sum_n q(z\mid x_n)` and the split of the mean KL term into the mutual information
   between images and codes and the distance of :math:`q(z)` from the prior ("ELBO surgery",
   Hoffman & Johnson 2016);
-* :func:`refine_posterior` and :func:`elbo_at`: the best Gaussian posterior of each image found by gradient
+* :func:`sample_aggregate_posterior`: codes drawn from :math:`q(z)` instead of the prior;
+* :func:`refine_posterior`, :func:`elbo_at` and :func:`iwae_at`: the best Gaussian posterior of each image found by gradient
   steps on the ELBO from the encoder's output, which measures the amortization gap (Cremer et al. 2018).
 
 Nothing here trains or changes the model: :func:`refine_posterior` optimises a mean and a log-variance per
@@ -50,6 +51,8 @@ __all__ = [
     "information_decomposition",
     "refine_posterior",
     "elbo_at",
+    "iwae_at",
+    "sample_aggregate_posterior",
 ]
 
 PATHS = ("linear", "spherical")
@@ -368,6 +371,24 @@ def information_decomposition(
     }
 
 
+@torch.no_grad()
+def sample_aggregate_posterior(
+    mu: torch.Tensor, logvar: torch.Tensor, n: int, *, generator: Optional[torch.Generator] = None
+) -> torch.Tensor:
+    r"""``n`` codes from the aggregate posterior :math:`q(z) = \frac1N\sum_m q(z\mid x_m)`, ``[n, d]``.
+
+    Each draw picks an image :math:`m` uniformly and then :math:`z = \mu_m + \sigma_m \odot \varepsilon`.
+    These are the codes the decoder was trained on; decoding them instead of prior draws shows what the
+    model's samples would look like if the prior matched :math:`q(z)`.
+    """
+    if mu.dim() != 2 or mu.shape != logvar.shape:
+        raise UserError(f"mu and logvar must both be [N, latent_dim], got {tuple(mu.shape)} and {tuple(logvar.shape)}")
+    check_int("n", n)
+    index = torch.randint(len(mu), (n,), generator=generator)
+    eps = torch.randn(n, mu.shape[1], generator=generator, dtype=mu.dtype)
+    return mu[index] + (0.5 * logvar[index]).exp() * eps.to(mu.device)
+
+
 # --- the amortization gap -------------------------------------------------------------------------
 
 
@@ -410,6 +431,45 @@ def elbo_at(
             total += _elbo_terms(vae, x, mu, logvar, eps.to(mu.device)).double() * s
             done += s
     return (total / num_samples).float()
+
+
+@torch.no_grad()
+def iwae_at(
+    vae: VAE,
+    x: torch.Tensor,
+    mu: torch.Tensor,
+    logvar: torch.Tensor,
+    *,
+    k: int = 1000,
+    chunk_size: int = 100,
+    generator: Optional[torch.Generator] = None,
+) -> torch.Tensor:
+    r"""The importance-weighted bound of each image with the Gaussian ``(mu, logvar)`` as proposal, ``[B]``.
+
+    .. math::
+
+        \mathcal L_k(x) = \log \frac1k \sum_{i=1}^{k} \frac{p(x\mid z_i)\, p(z)}{q(z_i)},
+        \qquad z_i \sim q = \mathcal N(\mu, \operatorname{diag}\sigma^2),
+
+    a lower bound on :math:`\log p(x)` for any proposal (Burda et al. 2016); with the encoder's posterior it is
+    :meth:`VAE.iwae_bound <genmodels.vae.VAE.iwae_bound>`. The ``k`` weights are drawn in chunks of
+    ``chunk_size`` and combined with one log-sum-exp.
+    """
+    check_int("k", k)
+    check_int("chunk_size", chunk_size)
+    log_w = []
+    done = 0
+    with eval_mode(vae):
+        while done < k:
+            s = min(chunk_size, k - done)
+            eps = torch.randn(s, *mu.shape, generator=generator, device=mu.device if generator is None else "cpu")
+            z = mu + (0.5 * logvar).exp() * eps.to(mu.device)  # (s, B, d)
+            logits = vae.decode(z.flatten(0, 1))
+            x_rep = x.expand(s, *x.shape).flatten(0, 1)
+            log_px = D.bernoulli_log_likelihood(logits.float(), x_rep).view(s, -1)  # (s, B)
+            log_w.append(log_px + D.standard_normal_log_prob(z) - D.gaussian_log_prob(z, mu, logvar))
+            done += s
+    return (torch.logsumexp(torch.cat(log_w).double(), dim=0) - math.log(k)).float()
 
 
 def refine_posterior(
