@@ -25,7 +25,7 @@ from . import (  # noqa: E402  (the chapters' modules, as gm.<module>)
     linear_gaussian,
     vae_vs_gan,
 )
-from .app import plotting, widgets, zoo  # noqa: E402
+from .app import plotting, schematics, widgets, zoo  # noqa: E402
 from .app.plotting import image_grid, show_images  # noqa: E402
 from .autoencoder import Autoencoder  # noqa: E402
 from .core import UserError, eval_mode, pick_device, seed_everything  # noqa: E402
@@ -107,6 +107,7 @@ __all__ = [
     "linear_gaussian",
     "vae_vs_gan",
     "plotting",
+    "schematics",
     "widgets",
     "zoo",
     # maths
