@@ -10,7 +10,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install browser-deps book lint format test test-fast test-unit test-notebooks test-colab notebooks clean
+.PHONY: install browser-deps book figures lint format test test-fast test-unit test-notebooks test-colab notebooks clean
 
 install: $(STAMP)
 
@@ -41,6 +41,12 @@ $(JS_STAMP): Makefile tools/browser-deps.sh
 book: $(STAMP)
 	$(VENV)/bin/jupyter-book build . --warningiserror --keep-going
 	@echo "Open _build/html/index.html"
+
+# The schematics in book/figures/ (the VAE's graph, the GAN's loop, the two directions of the KL), drawn by
+# genmodels.app.schematics. Run it after changing the drawing code and commit the SVG files:
+# tests/test_schematics.py fails while they differ from what the code draws.
+figures: $(STAMP)
+	$(PY) tools/make_figures.py
 
 test: lint test-unit test-notebooks
 

@@ -3,7 +3,7 @@
 Layers, lowest first; a module may import only from its own layer or a lower one:
 
 0. ``core``: device and seed helpers, argument checks, the user-facing error;
-1. the maths and the models: ``distributions vae gan autoencoder linear_gaussian gan_1d gan_mixtures gan_dynamics``;
+1. the maths and the models: ``distributions divergences vae gan autoencoder linear_gaussian gan_1d gan_mixtures gan_dynamics``;
 2. ``engine``: data, batches, the training steps and loops, checkpoints (it trains the models);
 3. ``metrics``: the judges (the classifier is trained with the engine);
 4. the chapters' experiments: ``gradient_estimators latent_space vae_vs_gan``;
@@ -26,6 +26,7 @@ PACKAGE = Path(gm.__file__).resolve().parent
 LAYERS = {
     "core": 0,
     "distributions": 1,
+    "divergences": 1,
     "vae": 1,
     "gan": 1,
     "autoencoder": 1,

@@ -1,6 +1,6 @@
 """genmodels: the VAEs and GANs of the book, derived, checked and trained.
 
-The modules at the top level follow the book's chapters (``distributions``, ``vae``, ``gan``,
+The modules at the top level follow the book's chapters (``distributions``, ``divergences``, ``vae``, ``gan``,
 ``linear_gaussian``, ``gan_1d``, ``gan_mixtures``, ``gan_dynamics``, ``gradient_estimators``, ``latent_space``,
 ``vae_vs_gan``); the plumbing sits one level down (``engine``, ``metrics``, ``app``). The names the
 chapters use are re-exported here::
@@ -16,6 +16,7 @@ __version__ = "0.1.0"
 
 from . import (  # noqa: E402  (the chapters' modules, as gm.<module>)
     distributions,
+    divergences,
     gan_1d,
     gan_dynamics,
     gan_mixtures,
@@ -24,7 +25,7 @@ from . import (  # noqa: E402  (the chapters' modules, as gm.<module>)
     linear_gaussian,
     vae_vs_gan,
 )
-from .app import plotting, widgets, zoo  # noqa: E402
+from .app import plotting, schematics, widgets, zoo  # noqa: E402
 from .app.plotting import image_grid, show_images  # noqa: E402
 from .autoencoder import Autoencoder  # noqa: E402
 from .core import UserError, eval_mode, pick_device, seed_everything  # noqa: E402
@@ -97,6 +98,7 @@ __all__ = [
     "__version__",
     # the chapters' modules
     "distributions",
+    "divergences",
     "gan_1d",
     "gan_dynamics",
     "gan_mixtures",
@@ -105,6 +107,7 @@ __all__ = [
     "linear_gaussian",
     "vae_vs_gan",
     "plotting",
+    "schematics",
     "widgets",
     "zoo",
     # maths
