@@ -229,6 +229,27 @@ def test_generator_loss_gradient_wrt_the_logit_is_analytic(kind):
     assert torch.isfinite(loss) and torch.isfinite(grad).all()
 
 
+def test_log_of_sigmoid_overflows_in_float32_where_generator_loss_does_not():
+    """The numbers of the saturation chapter's exercise ex-saturation-mixed, in float32.
+
+    torch.sigmoid(a) = 1 / (1 + e^-a) is 0 once e^-a overflows (-a > log FLT_MAX ≈ 88.72), although the exact value is
+    still a representable subnormal; -log(sigmoid(a)) is then inf, while generator_loss's softplus(-a) stays ≈ -a with
+    gradient -1.
+    """
+    assert abs(math.log(torch.finfo(torch.float32).max) - 88.72) < 0.01
+    assert 2e-39 < torch.sigmoid(torch.tensor(-88.7)).item() < 4e-39  # below the smallest normal, 1.2e-38
+    assert torch.finfo(torch.float32).tiny > 1e-38
+    naive = torch.sigmoid(torch.tensor(-88.8))
+    assert naive.item() == 0.0 and math.isinf(-torch.log(naive).item())
+    # e^a / (1 + e^a) would stay above 0 down to the smallest subnormal, about e^-103.3
+    assert torch.exp(torch.tensor(-103.0)).item() > 0.0
+    assert torch.exp(torch.tensor(-104.0)).item() == 0.0
+    a = torch.tensor([-89.0], requires_grad=True)
+    loss = gm.generator_loss(a, kind="non_saturating")
+    loss.backward()
+    assert abs(loss.item() - 89.0) < 1e-4 and a.grad.item() == -1.0
+
+
 def test_saturating_loss_vanishes_exactly_where_the_generator_is_bad():
     """When D(G(z)) → 0 (logit → −∞) the saturating gradient dies, the non-saturating one tends to −1."""
     a = torch.tensor([-30.0], dtype=torch.float64, requires_grad=True)
