@@ -308,6 +308,8 @@ ALLOWED: dict[str, dict[str, str]] = {
         "the panel shows 32 samples": "a setting of the training widget (its sample grid), not a measurement",
     },
     "book/foundations/latent-variables.ipynb": {
+        "lengths between 0.5 and 2.5": "a setting of the cell below: the range of the random models' column lengths",
+        "for a 10% error on one observation": "a setting of the cell below: the relative error the sample count is sized for",
         "The grid took 1,201 nodes": "a setting of the quadrature cell above, `torch.linspace(-6, 6, 1201)`",
         "the 20-dimensional latent space of the VAE": "network size: the quickstart's VAE",
         "over 200 observations drawn from each model": "a setting of the cell below (its sample size)",
@@ -339,6 +341,7 @@ ALLOWED: dict[str, dict[str, str]] = {
         "On 60,000 digits the ceiling": MNIST,
     },
     "book/vae/gaussian-kl.ipynb": {
+        "as 100,000 draws show": "a setting of the cell below: its number of draws",
         "on 10,000 random pairs of Gaussians": "a setting of the check cell (its sample size)",
         "about 95% of the time": "a constant of the derivation: the coverage of a ±2 standard-error interval",
     },
@@ -366,6 +369,11 @@ ALLOWED: dict[str, dict[str, str]] = {
         "every objective's fit is centred at 0": "a constant of the derivation: the mixture is symmetric about 0",
     },
     "book/gan/minimax.ipynb": {
+        "against 0.5) and the wrong place": "a constant of the toy: the target's standard deviation",
+        "target standard deviations from 4.": "a constant of the toy: the target's mean",
+        "below the target's 0.5 in": "a constant of the toy: the target's standard deviation",
+        "target standard deviation from 4, and": "a constant of the toy: the target's mean",
+        "the target's is 0.5)": "a constant of the toy: the target's standard deviation",
         "with label 1 for real and 0 for generated data": "a constant of the loss: the labels of the binary cross-entropy",
         "the JSD of a density with itself is 0": "a constant of the derivation",
         "runs 3,000 steps of 512 samples": "a setting of the cell below (its steps and batch size)",
