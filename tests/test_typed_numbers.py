@@ -289,14 +289,14 @@ ALLOWED: dict[str, dict[str, str]] = {
         "mapped to 784 pixels": "image size: 28×28 = 784 pixels",
     },
     "book/foundations.md": {
-        "28×28 grey-scale images": IMAGE,
+        "28×28 grey-scale digits": IMAGE,
         "60,000 for training and 10,000 for testing": MNIST,
     },
     "book/gans.md": {
-        "on 28×28 MNIST and Fashion-MNIST images": IMAGE,
+        "on 28×28 MNIST digits": IMAGE,
     },
     "book/intro.md": {
-        "on 28×28 images": IMAGE,
+        "on 28×28 MNIST digits": IMAGE,
     },
     "book/quickstart.ipynb": {
         "the 5,000-digit MNIST subset": SUBSET,
