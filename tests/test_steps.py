@@ -23,18 +23,24 @@ def _params(module: nn.Module) -> list:
     return [p.detach().clone() for p in module.parameters()]
 
 
+def _elbo_parts_by_hand(vae, x, eps):
+    """Independent of the package: log p(x|z) and KL(q(z|x) || p(z)) per image through torch.distributions,
+    at the given noise."""
+    mu, logvar = vae.encoder(x)
+    q = torch.distributions.Normal(mu, (0.5 * logvar).exp())
+    z = mu + q.scale * eps
+    log_px = torch.distributions.Bernoulli(logits=vae.decoder(z)).log_prob(x).flatten(1).sum(1)
+    kl = torch.distributions.kl_divergence(q, torch.distributions.Normal(0.0, 1.0)).sum(1)
+    return log_px, kl
+
+
 def test_vae_step_is_one_sgd_step_on_the_negative_mean_elbo():
     torch.manual_seed(0)
     vae = gm.VAE(latent_dim=3, hidden_dim=16)
     x = torch.rand(5, 1, 28, 28).bernoulli()
     eps = torch.randn(5, 3)
     before = _params(vae)
-    # independent: the negative ELBO through torch.distributions, at the same noise
-    mu, logvar = vae.encoder(x)
-    q = torch.distributions.Normal(mu, (0.5 * logvar).exp())
-    z = mu + q.scale * eps
-    log_px = torch.distributions.Bernoulli(logits=vae.decoder(z)).log_prob(x).flatten(1).sum(1)
-    kl = torch.distributions.kl_divergence(q, torch.distributions.Normal(0.0, 1.0)).sum(1)
+    log_px, kl = _elbo_parts_by_hand(vae, x, eps)  # independent: the negative ELBO at the same noise
     expected_loss = -(log_px - kl).mean()
     grads = torch.autograd.grad(expected_loss, list(vae.parameters()))
 
@@ -56,11 +62,7 @@ def test_vae_step_with_a_kl_weight_descends_recon_plus_weighted_kl_and_reports_t
     x = torch.rand(6, 1, 28, 28).bernoulli()
     eps = torch.randn(6, 3)
     before = _params(vae)
-    mu, logvar = vae.encoder(x)
-    q = torch.distributions.Normal(mu, (0.5 * logvar).exp())
-    z = mu + q.scale * eps
-    log_px = torch.distributions.Bernoulli(logits=vae.decoder(z)).log_prob(x).flatten(1).sum(1)
-    kl = torch.distributions.kl_divergence(q, torch.distributions.Normal(0.0, 1.0)).sum(1)
+    log_px, kl = _elbo_parts_by_hand(vae, x, eps)
     objective = (-log_px + kl_weight * kl).mean()  # the beta-VAE objective, written out
     grads = torch.autograd.grad(objective, list(vae.parameters()))
 

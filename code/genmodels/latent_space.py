@@ -386,19 +386,39 @@ def sample_aggregate_posterior(
     check_int("n", n)
     index = torch.randint(len(mu), (n,), generator=generator)
     eps = torch.randn(n, mu.shape[1], generator=generator, dtype=mu.dtype)
-    return mu[index] + (0.5 * logvar[index]).exp() * eps.to(mu.device)
+    return D.reparameterize(mu[index], logvar[index], eps=eps.to(mu.device))
 
 
 # --- the amortization gap -------------------------------------------------------------------------
 
 
+def _noise(s: int, mu: torch.Tensor, generator: Optional[torch.Generator]) -> torch.Tensor:
+    """``s`` standard-normal draws shaped like ``mu``, ``[s, *mu.shape]`` on its device; drawn on the CPU when a
+    (CPU) ``generator`` is given, so that a seed gives the same noise on every device."""
+    eps = torch.randn(s, *mu.shape, generator=generator, device="cpu" if generator is not None else mu.device)
+    return eps.to(mu.device)
+
+
+def _chunk_sizes(total: int, chunk_size: int):
+    """The sizes of the chunks that ``total`` draws are made in: ``chunk_size`` each, the last one smaller."""
+    check_int("chunk_size", chunk_size)
+    for start in range(0, total, chunk_size):
+        yield min(chunk_size, total - start)
+
+
+def _codes_and_log_px(vae: VAE, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor):
+    r"""The codes ``z`` ``[S, B, d]`` of the Gaussian posteriors ``(mu, logvar)`` ``[B, d]`` at the noise ``eps``
+    ``[S, B, d]``, and :math:`\log p(x\mid z)` of each image at each of its codes, ``[S, B]``."""
+    z = D.reparameterize(mu, logvar, eps=eps)  # (S, B, d)
+    logits = vae.decode(z.flatten(0, 1))  # (S*B, 1, 28, 28)
+    x_rep = x.expand(eps.shape[0], *x.shape).flatten(0, 1)  # (S*B, 1, 28, 28)
+    return z, D.bernoulli_log_likelihood(logits.float(), x_rep).view(eps.shape[0], -1)
+
+
 def _elbo_terms(vae: VAE, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
     """ELBO per image ``[B]`` of the Gaussian posteriors ``(mu, logvar)`` ``[B, d]``, averaged over the
     noise ``eps`` ``[S, B, d]`` of ``S`` reparameterized codes each."""
-    z = mu + (0.5 * logvar).exp() * eps  # (S, B, d)
-    logits = vae.decode(z.flatten(0, 1))  # (S*B, 1, 28, 28)
-    x_rep = x.expand(eps.shape[0], *x.shape).flatten(0, 1)  # (S*B, 1, 28, 28)
-    log_px = D.bernoulli_log_likelihood(logits.float(), x_rep).view(eps.shape[0], -1)  # (S, B)
+    _, log_px = _codes_and_log_px(vae, x, mu, logvar, eps)  # (S, B)
     return log_px.mean(0) - D.gaussian_kl(mu, logvar)
 
 
@@ -421,15 +441,10 @@ def elbo_at(
     model's device, as :func:`~genmodels.engine.loops.eval_images` makes them.
     """
     check_int("num_samples", num_samples)
-    check_int("chunk_size", chunk_size)
     total = torch.zeros(len(x), dtype=torch.float64, device=x.device)
-    done = 0
     with eval_mode(vae):
-        while done < num_samples:
-            s = min(chunk_size, num_samples - done)
-            eps = torch.randn(s, *mu.shape, generator=generator, device=mu.device if generator is None else "cpu")
-            total += _elbo_terms(vae, x, mu, logvar, eps.to(mu.device)).double() * s
-            done += s
+        for s in _chunk_sizes(num_samples, chunk_size):
+            total += _elbo_terms(vae, x, mu, logvar, _noise(s, mu, generator)).double() * s
     return (total / num_samples).float()
 
 
@@ -456,20 +471,12 @@ def iwae_at(
     ``chunk_size`` and combined with one log-sum-exp.
     """
     check_int("k", k)
-    check_int("chunk_size", chunk_size)
-    log_w = []
-    done = 0
+    parts = []  # (log p(x|z), log p(z), log q(z)) per chunk of draws, each (s, B)
     with eval_mode(vae):
-        while done < k:
-            s = min(chunk_size, k - done)
-            eps = torch.randn(s, *mu.shape, generator=generator, device=mu.device if generator is None else "cpu")
-            z = mu + (0.5 * logvar).exp() * eps.to(mu.device)  # (s, B, d)
-            logits = vae.decode(z.flatten(0, 1))
-            x_rep = x.expand(s, *x.shape).flatten(0, 1)
-            log_px = D.bernoulli_log_likelihood(logits.float(), x_rep).view(s, -1)  # (s, B)
-            log_w.append(log_px + D.standard_normal_log_prob(z) - D.gaussian_log_prob(z, mu, logvar))
-            done += s
-    return (torch.logsumexp(torch.cat(log_w).double(), dim=0) - math.log(k)).float()
+        for s in _chunk_sizes(k, chunk_size):
+            z, log_px = _codes_and_log_px(vae, x, mu, logvar, _noise(s, mu, generator))
+            parts.append((log_px, D.standard_normal_log_prob(z), D.gaussian_log_prob(z, mu, logvar)))
+    return D.iwae_bound(*(torch.cat(terms).double() for terms in zip(*parts))).float()
 
 
 def refine_posterior(
@@ -517,8 +524,7 @@ def refine_posterior(
         logvar = logvar0.detach().float().clone().requires_grad_(True)
         opt = torch.optim.Adam([mu, logvar], lr=lr)
         for _ in range(steps):
-            eps = torch.randn(num_samples, *mu.shape, generator=generator, device="cpu" if generator else mu.device)
-            loss = -_elbo_terms(vae, x, mu, logvar, eps.to(mu.device)).sum()  # images are independent
+            loss = -_elbo_terms(vae, x, mu, logvar, _noise(num_samples, mu, generator)).sum()  # images are independent
             mu.grad, logvar.grad = torch.autograd.grad(loss, [mu, logvar])
             opt.step()
     return mu.detach(), logvar.detach()
