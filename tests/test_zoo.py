@@ -325,6 +325,58 @@ def test_a_spec_trains_with_its_own_seed_and_records_the_samples_curve(isolated,
     assert train_s2("other", seed=5)["seed"] == 5
 
 
+def test_a_killed_zoo_run_resumes_where_it_stopped_and_ends_as_the_uninterrupted_one(
+    isolated, subset, monkeypatch, capsys
+):
+    train, test = subset
+    run = lambda folder, **kw: zoo.train(
+        ["dcgan-s2"],
+        out_dir=isolated / folder,
+        budget="quick",
+        device="cpu",
+        progress=True,
+        data=tiny(train, 128),
+        test_data=tiny(test, 100),
+        **kw,
+    )["dcgan-s2"]
+    whole = run("whole")
+
+    real, calls = zoo._evaluate_samples, []
+
+    def killed_in_epoch_2(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:  # measuring epoch 2, before its checkpoint: the run dies here
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(zoo, "_evaluate_samples", killed_in_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        run("killed")
+    left = isolated / "killed"
+    assert files(left) == [".dcgan-s2.partial.json", ".dcgan-s2.partial.pt"]
+    assert gm.read_checkpoint(left / ".dcgan-s2.partial.pt")["epoch"] == 1
+    measured = []
+    monkeypatch.setattr(zoo, "_evaluate_samples", lambda *a, **k: measured.append(1) or real(*a, **k))
+    capsys.readouterr()
+    resumed = run("killed")
+    assert "resuming after epoch 1" in capsys.readouterr().out
+    assert len(measured) == 2  # epoch 2 and the stored file: epoch 1 was not trained again
+    assert files(left) == ["dcgan-s2.pt", "manifest.json"]  # the partial run is gone once the model is stored
+    assert resumed["sha256"] == whole["sha256"]  # the same weights, bit for bit
+    assert resumed["curve"]["samples"]["epoch"] == [1, 2]
+    assert resumed["curve"]["samples"]["fcd"] == pytest.approx(whole["curve"]["samples"]["fcd"])
+
+    # a leftover of a run with other settings is set aside, not resumed
+    monkeypatch.setattr(zoo, "_evaluate_samples", killed_in_epoch_2)
+    calls.clear()
+    with pytest.raises(KeyboardInterrupt):
+        run("other", seed=5)
+    monkeypatch.setattr(zoo, "_evaluate_samples", real)
+    capsys.readouterr()
+    assert run("other")["sha256"] == whole["sha256"]
+    assert "other settings" in capsys.readouterr().out
+
+
 def test_train_refuses_an_unknown_budget_or_name(isolated):
     with pytest.raises(ValueError, match="budget must be one of"):
         zoo.train(["vae-d2"], out_dir=isolated, budget="huge")

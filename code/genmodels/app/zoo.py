@@ -547,26 +547,42 @@ def train(
         seed_everything(run_seed)
         model = s.build()
         start = time.perf_counter()
-        if progress:
-            print(f"training {name} ({budget} budget: {epochs} epochs on {device})", flush=True)
         settings = dict(s.train, num_epochs=epochs, seed=run_seed, device=str(device), progress=progress)
         curve_data = test_data if s.curve else None
-        samples_curve: Dict[str, List[float]] = {"epoch": [], "fcd": [], "classes_covered": [], "seconds": []}
+        same_run = {k: v for k, v in settings.items() if k not in ("device", "progress")}
+        partial = _Partial(out_dir, name, {"budget": budget, "train": same_run, "data": _describe(data)})
+        samples_curve = partial.samples_curve
+        if progress:
+            resumed = f", resuming after epoch {partial.epoch}" if partial.epoch else ""
+            print(f"training {name} ({budget} budget: {epochs} epochs on {device}{resumed})", flush=True)
 
-        def measure(epoch: int, history, model=model, every=s.fcd_every, last=epochs, log=samples_curve) -> None:
+        def measure(epoch: int, history, model=model, every=s.fcd_every, last=epochs, log=samples_curve, run=partial):
             if every and ((epoch + 1) % every == 0 or epoch + 1 == last):
                 with eval_mode(model):
                     m = _evaluate_samples(model, test_data, device)
+                while log["epoch"] and log["epoch"][-1] >= epoch + 1:  # an epoch redone after a kill
+                    for values in log.values():
+                        values.pop()
                 log["epoch"].append(epoch + 1)
                 log["fcd"].append(m["fcd"])
                 log["classes_covered"].append(m["classes_covered"])
                 log["seconds"].append(round(sum(history.epochs["seconds"]), 2))
+            run.save_curve()
 
-        if s.kind == "vae":
-            history = train_vae(model, data, test_data=curve_data, callback=measure, **settings)
-        else:
-            history = train_gan(model, data, callback=measure, **settings)
-        seconds = time.perf_counter() - start
+        loop = dict(callback=measure, checkpoint=partial.checkpoint, resume=True, **settings)
+        try:
+            if s.kind == "vae":
+                history = train_vae(model, data, test_data=curve_data, **loop)
+            else:
+                history = train_gan(model, data, **loop)
+        except OSError as err:
+            if not partial.checkpoint.exists():  # nothing to resume from: leave the folder as it was
+                partial.remove()
+            if err.errno in _NO_ROOM_ERRNOS:
+                raise _no_room(err, name, out_dir) from err
+            raise
+        # this process's time, plus the training epochs of the processes it resumed (their measuring aside)
+        seconds = time.perf_counter() - start + sum(history.epochs["seconds"][: partial.epoch])
         curve = {"test_nelbo": history.epochs["test_nelbo"], "seconds": history.epochs["seconds"]} if curve_data else {}
         if s.fcd_every:
             curve.update(samples=samples_curve, seconds=history.epochs["seconds"])
@@ -605,7 +621,64 @@ def train(
                 },
                 _describe(data),
             )
+        partial.remove()
     return written
+
+
+def _no_room(err: OSError, name: str, out_dir: Path) -> OSError:
+    """The error for a model (or its training checkpoint) that found no room in ``out_dir``: why, and what to do."""
+    return OSError(
+        err.errno,
+        (
+            f"could not store {name} in {out_dir}: {_no_room_reason(err.errno)} (for the cache: set "
+            f"GENMODELS_CACHE); then load {name!r} again, or run `python -m genmodels zoo train --only {name}`. "
+            f"The models already there and {MANIFEST} are unchanged"
+        ),
+        str(out_dir),
+    )
+
+
+class _Partial:
+    """The unfinished run of one zoo model in ``out_dir``: the training checkpoint written after every epoch
+    (``.NAME.partial.pt``) and, beside it, the samples curve measured so far and the settings of the run
+    (``.NAME.partial.json``). A zoo run that is killed (a closed laptop, a lost session) resumes from there
+    when the same command is run again; a leftover from other settings (budget, seed, recipe, data) is
+    set aside, with a message, and the model trained from scratch.
+    """
+
+    def __init__(self, out_dir: Path, name: str, settings: Dict[str, Any]):
+        self.checkpoint = out_dir / f".{name}.partial.pt"
+        self.sidecar = out_dir / f".{name}.partial.json"
+        self.settings = json.loads(json.dumps(settings))  # as it reads back from the file
+        self.samples_curve: Dict[str, List[float]] = {"epoch": [], "fcd": [], "classes_covered": [], "seconds": []}
+        self.epoch = 0
+        if not self.checkpoint.exists():
+            return
+        try:
+            saved = json.loads(self.sidecar.read_text())
+            same = saved["settings"] == self.settings
+        except (OSError, ValueError, KeyError, TypeError):
+            saved, same = None, False
+        if not same:
+            print(
+                f"{self.checkpoint} is from a run with other settings (or has lost its {self.sidecar.name}): "
+                f"training {name} from scratch",
+                flush=True,
+            )
+            self.remove()
+            return
+        self.samples_curve.update(saved["samples_curve"])
+        from ..engine.checkpoints import read_checkpoint
+
+        self.epoch = int(read_checkpoint(self.checkpoint, map_location="cpu").get("epoch") or 0)
+
+    def save_curve(self) -> None:
+        payload = json.dumps({"settings": self.settings, "samples_curve": self.samples_curve}).encode()
+        atomic_write(self.sidecar, lambda f: f.write(payload))
+
+    def remove(self) -> None:
+        self.checkpoint.unlink(missing_ok=True)
+        self.sidecar.unlink(missing_ok=True)
 
 
 def _store(
@@ -628,15 +701,7 @@ def _store(
         tmp.unlink(missing_ok=True)
         if err.errno not in _NO_ROOM_ERRNOS:
             raise
-        raise OSError(
-            err.errno,
-            (
-                f"could not store {name} in {out_dir}: {_no_room_reason(err.errno)} (for the cache: set "
-                f"GENMODELS_CACHE); then load {name!r} again, or run `python -m genmodels zoo train --only {name}`. "
-                f"The models already there and {MANIFEST} are unchanged"
-            ),
-            str(out_dir),
-        ) from err
+        raise _no_room(err, name, out_dir) from err
     os.replace(tmp, path)  # needs no space; a reader holding the model's lock never sees the gap
     if old is not None and old.get("file") not in (None, path.name):
         try:

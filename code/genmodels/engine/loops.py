@@ -536,7 +536,8 @@ def train_vae(
     test_data : optional test images; after every epoch the test negative ELBO is logged.
     checkpoint : path to write after every epoch; if it exists and ``resume``, training continues from it.
     progress : show a tqdm progress bar (terminal or notebook).
-    callback : called as ``callback(epoch, history)`` after every epoch.
+    callback : called as ``callback(epoch, history)`` after every epoch, before its checkpoint is written (a run
+        killed in between resumes at the start of that epoch and calls it again for the same ``epoch``).
 
     Returns
     -------
@@ -589,9 +590,9 @@ def train_vae(
         run.history.samples.append(_to_uint8(model.sample(z=run.fixed_noise)))
         bar.set_postfix({k: f"{v:.1f}" for k, v in summary.items() if k in ("loss", "test_nelbo")})
         bar.close()
-        run.save(optimizers)
-        if callback is not None:
+        if callback is not None:  # before the checkpoint: a run killed in between redoes (and re-reports) the epoch
             callback(epoch, run.history)
+        run.save(optimizers)
     return run.history
 
 
@@ -712,9 +713,9 @@ def train_gan(
         run.history.samples.append(_to_uint8(model.sample(z=run.fixed_noise)))
         bar.set_postfix(d=f"{summary.get('d_loss', math.nan):.2f}", g=f"{summary.get('g_loss', math.nan):.2f}")
         bar.close()
-        run.save(optimizers)
-        if callback is not None:
+        if callback is not None:  # before the checkpoint: a run killed in between redoes (and re-reports) the epoch
             callback(epoch, run.history)
+        run.save(optimizers)
     return run.history
 
 
