@@ -83,7 +83,8 @@ test-colab:
 # widgets are built static (GENMODELS_WIDGETS=static): every picture precomputed, so the HTML book needs no kernel.
 # GENMODELS_DATA (relative to this folder, or absolute) points the loaders at IDX files, e.g. the full
 # MNIST (the published run):  make notebooks GENMODELS_DATA=path/to/mnist
-# Each kernel runs in its notebook's folder and gets the path relative to that folder.
+# Each kernel runs in its notebook's folder and gets the path relative to that folder. Then the appendix of run
+# records (book/appendix/_run-records.md) is rewritten from the records the chapters stored.
 NOTEBOOKS ?= $(shell find book -name '*.ipynb' -not -path '*/.ipynb_checkpoints/*' | sort)
 notebooks: $(STAMP)
 	@for nb in $(NOTEBOOKS); do \
@@ -91,6 +92,7 @@ notebooks: $(STAMP)
 	  echo "executing $$nb with the full budget (GENMODELS_DATA=$$data)"; \
 	  GENMODELS_DATA=$$data GENMODELS_BUDGET=full GENMODELS_WIDGETS=static $(VENV)/bin/jupyter execute --inplace $$nb || exit 1; \
 	done
+	$(PY) tools/run_records.py
 
 clean:
 	rm -rf _build

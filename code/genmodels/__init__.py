@@ -27,6 +27,7 @@ from . import (  # noqa: E402  (the chapters' modules, as gm.<module>)
 )
 from .app import plotting, schematics, widgets, zoo  # noqa: E402
 from .app.plotting import image_grid, show_images  # noqa: E402
+from .app.provenance import RunRecord  # noqa: E402
 from .autoencoder import Autoencoder  # noqa: E402
 from .core import UserError, eval_mode, pick_device, seed_everything  # noqa: E402
 from .distributions import (  # noqa: E402
@@ -110,6 +111,7 @@ __all__ = [
     "schematics",
     "widgets",
     "zoo",
+    "RunRecord",
     # maths
     "bernoulli_log_likelihood",
     "elbo",
