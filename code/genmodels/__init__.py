@@ -2,7 +2,7 @@
 
 The modules at the top level follow the book's chapters (``distributions``, ``divergences``, ``vae``, ``gan``,
 ``linear_gaussian``, ``gan_1d``, ``gan_mixtures``, ``gan_dynamics``, ``gradient_estimators``, ``latent_space``,
-``vae_vs_gan``); the plumbing sits one level down (``engine``, ``metrics``, ``app``). The names the
+``vae_vs_gan``, ``vqvae``); the plumbing sits one level down (``engine``, ``metrics``, ``app``). The names the
 chapters use are re-exported here::
 
     import genmodels as gm
@@ -24,6 +24,7 @@ from . import (  # noqa: E402  (the chapters' modules, as gm.<module>)
     latent_space,
     linear_gaussian,
     vae_vs_gan,
+    vqvae,
 )
 from .app import plotting, schematics, widgets, zoo  # noqa: E402
 from .app.plotting import image_grid, show_images  # noqa: E402
@@ -53,6 +54,7 @@ from .engine import (  # noqa: E402
     estimate_nll,
     eval_images,
     evaluate_vae,
+    evaluate_vqvae,
     gan_step,
     load_checkpoint,
     load_fashion_mnist,
@@ -63,9 +65,13 @@ from .engine import (  # noqa: E402
     static_binarize,
     to_float,
     train_autoencoder,
+    train_code_prior,
     train_gan,
     train_vae,
+    train_vqvae,
     vae_step,
+    vqvae_codes,
+    vqvae_step,
 )
 from .gan import (  # noqa: E402
     GAN,
@@ -93,6 +99,16 @@ from .metrics import (  # noqa: E402
     train_classifier,
 )
 from .vae import VAE, VAEConfig  # noqa: E402
+from .vqvae import (  # noqa: E402
+    VQVAE,
+    AutoregressiveCodePrior,
+    AutoregressivePriorConfig,
+    IndependentCodePrior,
+    IndependentPriorConfig,
+    VectorQuantizer,
+    VQVAEConfig,
+    fit_independent_prior,
+)
 
 __all__ = [
     "__version__",
@@ -106,6 +122,7 @@ __all__ = [
     "latent_space",
     "linear_gaussian",
     "vae_vs_gan",
+    "vqvae",
     "plotting",
     "schematics",
     "widgets",
@@ -134,6 +151,14 @@ __all__ = [
     "grid_of_gaussians",
     "generator_loss",
     "discriminator_loss",
+    "VQVAE",
+    "VQVAEConfig",
+    "VectorQuantizer",
+    "IndependentCodePrior",
+    "IndependentPriorConfig",
+    "fit_independent_prior",
+    "AutoregressiveCodePrior",
+    "AutoregressivePriorConfig",
     # training
     "vae_step",
     "gan_step",
@@ -147,6 +172,11 @@ __all__ = [
     "evaluate_vae",
     "estimate_nll",
     "eval_images",
+    "vqvae_step",
+    "train_vqvae",
+    "evaluate_vqvae",
+    "vqvae_codes",
+    "train_code_prior",
     # data
     "load_mnist",
     "load_fashion_mnist",

@@ -23,6 +23,14 @@ from .. import __version__
 from ..core import UserError
 from ..gan import GAN, GANConfig
 from ..vae import VAE, VAEConfig
+from ..vqvae import (
+    VQVAE,
+    AutoregressiveCodePrior,
+    AutoregressivePriorConfig,
+    IndependentCodePrior,
+    IndependentPriorConfig,
+    VQVAEConfig,
+)
 
 __all__ = [
     "CheckpointError",
@@ -41,7 +49,13 @@ __all__ = [
 
 FORMAT = "genmodels-checkpoint"
 FORMAT_VERSION = 1
-MODEL_KINDS = {"vae": (VAE, VAEConfig), "gan": (GAN, GANConfig)}
+MODEL_KINDS = {
+    "vae": (VAE, VAEConfig),
+    "gan": (GAN, GANConfig),
+    "vqvae": (VQVAE, VQVAEConfig),
+    "independent_code_prior": (IndependentCodePrior, IndependentPriorConfig),
+    "autoregressive_code_prior": (AutoregressiveCodePrior, AutoregressivePriorConfig),
+}
 
 PathLike = Union[str, os.PathLike]
 # A write that failed for want of room: a full disk, a quota, a file-size limit (``ulimit -f``).
@@ -61,11 +75,11 @@ def _version_tuple(version: str):
 
 
 def model_kind(model: nn.Module) -> str:
-    """``"vae"`` or ``"gan"``."""
+    """The checkpoint kind of ``model``: a key of :data:`MODEL_KINDS` (``"vae"``, ``"gan"``...)."""
     for kind, (cls, _) in MODEL_KINDS.items():
         if isinstance(model, cls):
             return kind
-    raise TypeError(f"no checkpoint kind for {type(model).__name__}; expected a genmodels VAE or GAN")
+    raise TypeError(f"no checkpoint kind for {type(model).__name__}; expected one of {sorted(MODEL_KINDS)}")
 
 
 def build_model(kind: str, config: Dict[str, Any]) -> nn.Module:

@@ -39,6 +39,7 @@ from ..core import (
 )
 from ..gan import GAN
 from ..vae import VAE
+from ..vqvae import VQVAE, AutoregressiveCodePrior
 from .batches import DeviceBatches
 from .checkpoints import (
     CheckpointError,
@@ -48,7 +49,7 @@ from .checkpoints import (
 )
 from .distributed import distributed_context, setup_distributed
 from .pixels import PIXEL_MODELS, as_uint8_images, static_binarize, to_float
-from .steps import gan_step, vae_step
+from .steps import gan_step, vae_step, vqvae_step
 
 __all__ = [
     "TrainConfig",
@@ -67,6 +68,10 @@ __all__ = [
     "scheduled_lr",
     "SATURATION_LEVEL",
     "SATURATION_STEPS",
+    "train_vqvae",
+    "evaluate_vqvae",
+    "vqvae_codes",
+    "train_code_prior",
 ]
 
 LR_SCHEDULES = ("constant", "cosine")
@@ -752,3 +757,208 @@ def train_autoencoder(
         losses.append(float(total) / batches.num_images)
     model.eval()
     return losses
+
+
+# --- VQ-VAE ---------------------------------------------------------------------------------------
+
+
+def train_vqvae(
+    model: VQVAE,
+    data,
+    *,
+    config: Optional[TrainConfig] = None,
+    test_data=None,
+    checkpoint: Union[str, Path, None] = None,
+    resume: bool = True,
+    progress: bool = True,
+    callback: Optional[Callable[[int, History], None]] = None,
+    **overrides: Any,
+) -> History:
+    """Train a VQ-VAE with Adam, every step :func:`~genmodels.engine.steps.vqvae_step` unchanged.
+
+    Same bookkeeping as :func:`train_vae` (device-resident batches with the config's pixel model, bf16 autocast
+    on CUDA, checkpoints every epoch and every ``checkpoint_every`` steps, exact resume, progress, history).
+    The EMA codebook and the dead-code counters are buffers of the model, so they are in its checkpoint.
+    ``config.beta`` and ``config.kl_warmup_epochs`` weight a KL term the VQ-VAE does not have: the commitment
+    weight is :attr:`VQVAEConfig.beta`.
+
+    Returns
+    -------
+    History with ``steps["loss"|"recon"|"codebook"|"commitment"|"perplexity"]`` (batch means; nats per image
+    for ``recon``), the same per epoch, with ``test_recon``, ``test_perplexity`` and ``test_dead_codes`` when
+    ``test_data`` is given (:func:`evaluate_vqvae`), and ``seconds``. ``samples`` holds, per epoch, the
+    reconstructions of the same ``num_samples`` images (the first test images, else the first training images,
+    binarized once), not draws from a prior: the VQ-VAE has none while it trains.
+    """
+    config = replace(config or TrainConfig(), **overrides)
+    if config.beta != 1.0 or config.kl_warmup_epochs != 0.0:
+        raise UserError(
+            "beta and kl_warmup_epochs weight a VAE's KL term; a VQ-VAE has none: leave them at 1 and 0 "
+            "(the commitment weight is VQVAEConfig.beta)"
+        )
+    run = _Run(model, data, config, checkpoint, resume, progress)
+    run.data_source = getattr(data, "source", None)
+    opt = make_adam(model.parameters(), lr=config.lr, betas=config.betas, device=run.device)  # no EMA codebook
+    optimizers = {"model": opt}
+    if run.resume:
+        run.restore(optimizers, "vqvae")
+    net = _wrap(run, model, compile=config.compile)
+    x_test = eval_images(test_data, config.pixels, device=run.device) if test_data is not None else None
+    shown = as_uint8_images(test_data if test_data is not None else data)[: config.num_samples]
+    shown = eval_images(shown, config.pixels, device=run.device)
+    names = ("loss", "recon", "codebook", "commitment", "perplexity")
+    pending: Dict[str, List[torch.Tensor]] = {n: [] for n in names}
+    steps_per_epoch = len(run.batches)
+
+    model.train()
+    while run.batches.epoch < config.num_epochs:
+        epoch = run.batches.epoch
+        start, bar = time.perf_counter(), run.bar(epoch, config.num_epochs)
+        for x in run.batches:
+            if config.lr_schedule != "constant":
+                _set_lr([opt], scheduled_lr(config, run.step, config.num_epochs * steps_per_epoch))
+            stats = vqvae_step(net, run.shard(x), opt)
+            run.step += 1
+            for name, value in stats.items():
+                pending[name].append(value)
+            bar.update()
+            if run.step % 50 == 0:
+                bar.set_postfix(recon=f"{stats['recon'].item():.1f}", perplexity=f"{stats['perplexity'].item():.0f}")
+            if config.checkpoint_every and run.step % config.checkpoint_every == 0:
+                run.flush(pending)
+                run.save(optimizers)
+        run.flush(pending)
+        seconds = time.perf_counter() - start
+        summary = {n: float(np.mean(run.history.steps[n][-steps_per_epoch:])) for n in names}
+        if x_test is not None:
+            ev = evaluate_vqvae(model, x_test)
+            summary.update(test_recon=ev["recon"], test_perplexity=ev["perplexity"], test_dead_codes=ev["dead_codes"])
+        run.history.log_epoch(**summary, seconds=seconds)
+        run.history.samples.append(_to_uint8(model.reconstruct(shown)))
+        bar.set_postfix({k: f"{v:.1f}" for k, v in summary.items() if k in ("recon", "test_recon")})
+        bar.close()
+        if callback is not None:  # before the checkpoint: a run killed in between redoes (and re-reports) the epoch
+            callback(epoch, run.history)
+        run.save(optimizers)
+    return run.history
+
+
+@torch.no_grad()
+def vqvae_codes(model: VQVAE, images, *, pixels: str = "dynamic", batch_size: int = 500) -> torch.Tensor:
+    """The code grids ``[N, 7, 7]`` (int64, on the CPU) of ``images``, binarized by the fixed draw of
+    :func:`eval_images`: the data a prior over the codes is fitted to."""
+    x_all = eval_images(images, pixels)
+    with eval_mode(model):
+        return torch.cat(
+            [model.encode(x_all[i : i + batch_size].to(model.device)).cpu() for i in range(0, len(x_all), batch_size)]
+        )
+
+
+@torch.no_grad()
+def evaluate_vqvae(
+    model: VQVAE,
+    images,
+    *,
+    pixels: str = "dynamic",
+    batch_size: int = 500,
+    prior: Optional[torch.nn.Module] = None,
+) -> Dict[str, float]:
+    r"""The VQ-VAE on a test set (binarized by the fixed draw of :func:`eval_images`), in eval mode (no codebook
+    update, no restart).
+
+    Returns ``recon`` (:math:`-\log p(x\mid z_q)`, nats per image), ``codebook`` and ``commitment`` (per image),
+    ``perplexity`` (of the code usage over the whole set, between 1 and :math:`K`), ``dead_codes`` (codes that
+    no position of any image uses) and ``used_codes``. With a ``prior`` over the codes also ``prior_nats``,
+    :math:`-\log p(k(x))` per image, and ``nll_bound`` = ``recon`` + ``prior_nats``, an upper bound on
+    :math:`-\log p(x)` because :math:`p(x) = \sum_k p(k)\,p(x\mid k) \ge p(k(x))\,p(x\mid k(x))`.
+    """
+    x_all = eval_images(images, pixels)
+    device = model.device
+    totals = {"recon": 0.0, "codebook": 0.0, "commitment": 0.0}
+    if prior is not None:
+        totals["prior_nats"] = 0.0
+    counts = torch.zeros(model.num_codes, dtype=torch.long)
+    with eval_mode(model, *([prior] if prior is not None else [])):
+        for start in range(0, len(x_all), batch_size):
+            x = x_all[start : start + batch_size].to(device)
+            losses = model(x)
+            for name in ("recon", "codebook", "commitment"):
+                totals[name] += getattr(losses, name).item() * len(x)
+            indices = model.encode(x)  # (b, 7, 7)
+            counts += torch.bincount(indices.flatten().cpu(), minlength=model.num_codes)
+            if prior is not None:
+                totals["prior_nats"] -= prior.log_prob(indices).sum().item()
+    out = {name: value / len(x_all) for name, value in totals.items()}
+    usage = counts.double() / counts.sum()
+    out["perplexity"] = float(torch.exp(-torch.special.xlogy(usage, usage).sum()))
+    out["used_codes"] = int((counts > 0).sum())
+    out["dead_codes"] = model.num_codes - out["used_codes"]
+    if prior is not None:
+        out["nll_bound"] = out["recon"] + out["prior_nats"]
+    return out
+
+
+def train_code_prior(
+    prior: AutoregressiveCodePrior,
+    codes: torch.Tensor,
+    *,
+    test_codes: Optional[torch.Tensor] = None,
+    num_epochs: int = 20,
+    batch_size: int = 128,
+    lr: float = 3e-3,
+    seed: int = 0,
+    device: Union[str, torch.device, None] = None,
+    progress: bool = True,
+) -> History:
+    r"""Fit an autoregressive prior to code grids ``[N, H, W]`` (from :func:`vqvae_codes`) by maximum likelihood
+    with Adam: each step descends the negative log-likelihood in nats per grid, averaged over the batch.
+
+    The batches are a fresh permutation of ``codes`` each epoch, drawn from a generator seeded with ``seed``.
+    (The independent prior needs no training: :func:`~genmodels.vqvae.fit_independent_prior` counts.)
+
+    Returns
+    -------
+    History with ``steps["loss"]`` and ``epochs["loss"|"test_nats"|"seconds"]`` (``test_nats``: the mean
+    :math:`-\log p(k)` of ``test_codes``, if given).
+    """
+    if not isinstance(prior, AutoregressiveCodePrior):
+        raise UserError(
+            f"train_code_prior trains an AutoregressiveCodePrior, got {type(prior).__name__}; "
+            "an independent prior is fitted by counting with fit_independent_prior"
+        )
+    check_int("num_epochs", num_epochs), check_int("batch_size", batch_size), check_positive("lr", lr)
+    device = pick_device(device) if device is not None else prior.device
+    prior.to(device).train()
+    codes = codes.to(device)
+    opt = make_adam(prior.parameters(), lr=lr, device=device)
+    order = torch.Generator().manual_seed(seed)
+    history = History()
+
+    def test_nats() -> float:
+        with eval_mode(prior), torch.no_grad():
+            return float(sum(-prior.log_prob(c).sum().item() for c in test_codes.split(1000)) / len(test_codes))
+
+    from tqdm.auto import tqdm
+
+    for epoch in range(num_epochs):
+        start = time.perf_counter()
+        losses = []
+        for batch in tqdm(
+            torch.randperm(len(codes), generator=order).split(batch_size),
+            disable=not progress,
+            desc=f"epoch {epoch + 1}/{num_epochs}",
+            leave=epoch + 1 == num_epochs,
+            unit="batch",
+        ):
+            loss = prior(codes[batch.to(device)])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            losses.append(loss.detach())
+        history.log_steps({"loss": torch.stack(losses).tolist()})
+        summary = {"loss": float(np.mean(history.steps["loss"][-len(losses) :]))}
+        if test_codes is not None:
+            summary["test_nats"] = test_nats()
+        history.log_epoch(**summary, seconds=time.perf_counter() - start)
+    prior.eval()
+    return history

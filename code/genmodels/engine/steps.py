@@ -14,7 +14,7 @@ import torch
 
 from ..gan import discriminator_loss, generator_loss
 
-__all__ = ["vae_step", "gan_step", "grad_norm"]
+__all__ = ["vae_step", "gan_step", "grad_norm", "vqvae_step"]
 
 
 def vae_step(
@@ -95,3 +95,28 @@ def grad_norm(optimizer: torch.optim.Optimizer) -> torch.Tensor:
         if p.grad is not None
     ]
     return torch.linalg.vector_norm(torch.stack(norms))
+
+
+# --- VQ-VAE ---------------------------------------------------------------------------------------
+
+
+def vqvae_step(vqvae: Callable, x: torch.Tensor, optimizer: torch.optim.Optimizer) -> Dict[str, torch.Tensor]:
+    r"""One gradient step on the VQ-VAE loss, :math:`-\log p(x\mid z_q) + \lVert\mathrm{sg}[z_e] - e\rVert^2
+    + \beta\lVert z_e - \mathrm{sg}[e]\rVert^2`, averaged over the batch.
+
+    ``vqvae(x)`` returns ``(total, recon, codebook, commitment, perplexity)``: :meth:`VQVAE.forward`, which in
+    training mode also moves an EMA codebook and restarts dead codes. The straight-through estimator inside
+    it carries the reconstruction's gradient past the nearest-code lookup to the encoder. Returns the five
+    values, detached.
+    """
+    total, recon, codebook, commitment, perplexity = vqvae(x)
+    optimizer.zero_grad(set_to_none=True)
+    total.backward()
+    optimizer.step()
+    return {
+        "loss": total.detach(),
+        "recon": recon.detach(),
+        "codebook": codebook.detach(),
+        "commitment": commitment.detach(),
+        "perplexity": perplexity.detach(),
+    }
