@@ -780,7 +780,9 @@ def train_vqvae(
     on CUDA, checkpoints every epoch and every ``checkpoint_every`` steps, exact resume, progress, history).
     The EMA codebook and the dead-code counters are buffers of the model, so they are in its checkpoint.
     ``config.beta`` and ``config.kl_warmup_epochs`` weight a KL term the VQ-VAE does not have: the commitment
-    weight is :attr:`VQVAEConfig.beta`.
+    weight is :attr:`VQVAEConfig.beta`. Under ``torchrun`` each rank's forward pass moves the EMA codebook with
+    its own slice of the batch and DistributedDataParallel copies rank 0's buffers to the others before the next
+    step, so the codebook follows rank 0's slice (a single process sees the whole batch).
 
     Returns
     -------
