@@ -1,8 +1,8 @@
 """genmodels: the VAEs and GANs of the book, derived, checked and trained.
 
 The modules at the top level follow the book's chapters (``distributions``, ``divergences``, ``vae``, ``gan``,
-``linear_gaussian``, ``gan_1d``, ``gan_mixtures``, ``gan_dynamics``, ``gradient_estimators``, ``latent_space``,
-``vae_vs_gan``); the plumbing sits one level down (``engine``, ``metrics``, ``app``). The names the
+``linear_gaussian``, ``gan_1d``, ``gan_mixtures``, ``gan_dynamics``, ``conditional``, ``gradient_estimators``,
+``latent_space``, ``vae_vs_gan``); the plumbing sits one level down (``engine``, ``metrics``, ``app``). The names the
 chapters use are re-exported here::
 
     import genmodels as gm
@@ -15,6 +15,7 @@ chapters use are re-exported here::
 __version__ = "0.1.0"
 
 from . import (  # noqa: E402  (the chapters' modules, as gm.<module>)
+    conditional,
     distributions,
     divergences,
     gan_1d,
@@ -28,6 +29,7 @@ from . import (  # noqa: E402  (the chapters' modules, as gm.<module>)
 from .app import plotting, schematics, widgets, zoo  # noqa: E402
 from .app.plotting import image_grid, show_images  # noqa: E402
 from .autoencoder import Autoencoder  # noqa: E402
+from .conditional import CGAN, CVAE, CGANConfig, CVAEConfig  # noqa: E402
 from .core import UserError, eval_mode, pick_device, seed_everything  # noqa: E402
 from .distributions import (  # noqa: E402
     bernoulli_log_likelihood,
@@ -97,6 +99,7 @@ from .vae import VAE, VAEConfig  # noqa: E402
 __all__ = [
     "__version__",
     # the chapters' modules
+    "conditional",
     "distributions",
     "divergences",
     "gan_1d",
@@ -132,6 +135,10 @@ __all__ = [
     "ToyDiscriminator",
     "ring_of_gaussians",
     "grid_of_gaussians",
+    "CVAE",
+    "CVAEConfig",
+    "CGAN",
+    "CGANConfig",
     "generator_loss",
     "discriminator_loss",
     # training
