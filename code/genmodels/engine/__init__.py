@@ -23,12 +23,14 @@ from .loops import (
     evaluate_vae,
     saturated_steps,
     train_autoencoder,
+    train_cgan,
+    train_cvae,
     train_gan,
     train_vae,
 )
 from .pixels import PIXEL_MODELS, binarize, static_binarize, to_float
 from .sources import DataError, ImageSet, load_fashion_mnist, load_mnist, read_idx
-from .steps import gan_step, vae_step
+from .steps import cgan_step, cvae_step, gan_step, vae_step
 
 __all__ = [
     "DeviceBatches",
@@ -49,6 +51,8 @@ __all__ = [
     "train_autoencoder",
     "train_gan",
     "train_vae",
+    "train_cvae",
+    "train_cgan",
     "PIXEL_MODELS",
     "binarize",
     "static_binarize",
@@ -60,4 +64,6 @@ __all__ = [
     "read_idx",
     "gan_step",
     "vae_step",
+    "cvae_step",
+    "cgan_step",
 ]

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from .. import __version__
+from ..conditional import CGAN, CVAE, CGANConfig, CVAEConfig
 from ..core import UserError
 from ..gan import GAN, GANConfig
 from ..vae import VAE, VAEConfig
@@ -42,6 +43,7 @@ __all__ = [
 FORMAT = "genmodels-checkpoint"
 FORMAT_VERSION = 1
 MODEL_KINDS = {"vae": (VAE, VAEConfig), "gan": (GAN, GANConfig)}
+MODEL_KINDS.update(cvae=(CVAE, CVAEConfig), cgan=(CGAN, CGANConfig))  # the conditional models
 
 PathLike = Union[str, os.PathLike]
 # A write that failed for want of room: a full disk, a quota, a file-size limit (``ulimit -f``).
@@ -61,7 +63,7 @@ def _version_tuple(version: str):
 
 
 def model_kind(model: nn.Module) -> str:
-    """``"vae"`` or ``"gan"``."""
+    """The key of ``model``'s class in :data:`MODEL_KINDS`: ``"vae"``, ``"gan"``, ``"cvae"``..."""
     for kind, (cls, _) in MODEL_KINDS.items():
         if isinstance(model, cls):
             return kind
@@ -236,7 +238,7 @@ def load_checkpoint(
     ----------
     path : path of the checkpoint.
     map_location : where to put the weights (``"cpu"``, ``"cuda"``, a device).
-    kind : {"vae", "gan"}, optional
+    kind : str, optional (a key of :data:`MODEL_KINDS`: ``"vae"``, ``"gan"``, ``"cvae"``...)
         If given, the checkpoint must hold that kind of model.
     latent_dim : int, optional
         If given, the checkpoint's model must have that latent size.
