@@ -15,11 +15,12 @@ VAE's, with :math:`y` held fixed throughout, bounds the conditional likelihood:
 
 Sohn et al. write the condition as :math:`x` and the output as :math:`y` and give the latent a prior
 network :math:`p(z \mid x)` of its own; a prior :math:`\mathcal N(0, I)` that ignores the condition is the
-common simplification (their "CVAE" baseline without a prior network, and the M2 model of Kingma et al. 2014
-with the label observed), and the one used here. Its consequence is worth seeing: the KL term pulls every
-class's codes towards the same :math:`\mathcal N(0, I)`, so :math:`z` is left to carry what the label
-does not, the style (slant, width, stroke), and one :math:`z` decoded with each of the ten labels writes the
-ten digits in one hand.
+common simplification (it is also the M2 model of Kingma et al. 2014 with the label observed), and the one
+used here. Its consequence is worth seeing: the KL term pulls every class's codes towards the same
+:math:`\mathcal N(0, I)`, so at best :math:`z` carries only what the label does not, the style (slant, width,
+stroke), and one :math:`z` decoded with each of the ten labels writes the ten digits in one hand. The pull is
+weak, though: taking the class out of :math:`z` saves at most :math:`I(z; y) \le \log K` = 2.3 nats per image,
+so a large code that learned the digit early can keep it, and the decoder then leans on the label little.
 
 **Conditional DCGAN.** The generator :math:`G(z, y)` is the book's DCGAN generator fed :math:`[z, e_y]`,
 the noise concatenated with the one-hot class (the conditional GAN of Mirza & Osindero 2014). A learned
@@ -32,8 +33,8 @@ The discriminator is a *projection discriminator* (Miyato & Koyama 2018),
     D(x, y) = \psi(\phi(x)) + \langle \mathrm{embed}(y), \phi(x) \rangle,
 
 a logit, with :math:`\phi` the DCGAN discriminator's convolutional features, :math:`\psi` a linear layer and
-:math:`\mathrm{embed}(y)` a learned vector per class. The form is not a guess. The optimal discriminator of
-the GAN value function is the log density ratio
+:math:`\mathrm{embed}(y)` a learned vector per class. The form is not a guess. The logit of the optimal
+discriminator of the GAN value function is the log density ratio
 :math:`D^*(x, y) = \log \frac{q(x, y)}{p(x, y)} = \log \frac{q(y \mid x)}{p(y \mid x)} + \log \frac{q(x)}{p(x)}`
 (data :math:`q`, model :math:`p`); if both conditionals are softmax models on shared features,
 :math:`q(y\mid x) \propto \exp(v^q_y \cdot \phi(x))` and :math:`p(y\mid x) \propto \exp(v^p_y \cdot \phi(x))`, the first
