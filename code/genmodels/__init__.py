@@ -1,8 +1,9 @@
 """genmodels: the VAEs and GANs of the book, derived, checked and trained.
 
 The modules at the top level follow the book's chapters (``distributions``, ``divergences``, ``vae``, ``gan``,
-``linear_gaussian``, ``gan_1d``, ``gan_mixtures``, ``gan_dynamics``, ``gradient_estimators``, ``latent_space``,
-``vae_vs_gan``, ``vqvae``); the plumbing sits one level down (``engine``, ``metrics``, ``app``). The names the
+``linear_gaussian``, ``gan_1d``, ``gan_mixtures``, ``gan_dynamics``, ``conditional``, ``vqvae``,
+``gradient_estimators``, ``latent_space``, ``vae_vs_gan``); the plumbing sits one level down (``engine``,
+``metrics``, ``app``). The names the
 chapters use are re-exported here::
 
     import genmodels as gm
@@ -15,6 +16,7 @@ chapters use are re-exported here::
 __version__ = "0.1.0"
 
 from . import (  # noqa: E402  (the chapters' modules, as gm.<module>)
+    conditional,
     distributions,
     divergences,
     gan_1d,
@@ -29,6 +31,7 @@ from . import (  # noqa: E402  (the chapters' modules, as gm.<module>)
 from .app import plotting, schematics, widgets, zoo  # noqa: E402
 from .app.plotting import image_grid, show_images  # noqa: E402
 from .autoencoder import Autoencoder  # noqa: E402
+from .conditional import CGAN, CVAE, CGANConfig, CVAEConfig  # noqa: E402
 from .core import UserError, eval_mode, pick_device, seed_everything  # noqa: E402
 from .distributions import (  # noqa: E402
     bernoulli_log_likelihood,
@@ -51,6 +54,8 @@ from .engine import (  # noqa: E402
     TrainConfig,
     TrainingDiverged,
     binarize,
+    cgan_step,
+    cvae_step,
     estimate_nll,
     eval_images,
     evaluate_vae,
@@ -65,7 +70,9 @@ from .engine import (  # noqa: E402
     static_binarize,
     to_float,
     train_autoencoder,
+    train_cgan,
     train_code_prior,
+    train_cvae,
     train_gan,
     train_vae,
     train_vqvae,
@@ -89,12 +96,15 @@ from .metrics import (  # noqa: E402
     MNISTClassifier,
     class_histogram,
     classes_covered,
+    compare_class_histograms,
+    conditional_accuracy,
     evaluate_classifier,
     frechet_classifier_distance,
     frechet_distance,
     kl_to_uniform,
     load_classifier,
     mode_coverage,
+    per_class_fcd,
     score_mixture_runs,
     train_classifier,
 )
@@ -113,6 +123,7 @@ from .vqvae import (  # noqa: E402
 __all__ = [
     "__version__",
     # the chapters' modules
+    "conditional",
     "distributions",
     "divergences",
     "gan_1d",
@@ -149,6 +160,10 @@ __all__ = [
     "ToyDiscriminator",
     "ring_of_gaussians",
     "grid_of_gaussians",
+    "CVAE",
+    "CVAEConfig",
+    "CGAN",
+    "CGANConfig",
     "generator_loss",
     "discriminator_loss",
     "VQVAE",
@@ -165,6 +180,10 @@ __all__ = [
     "train_vae",
     "train_gan",
     "train_autoencoder",
+    "cvae_step",
+    "cgan_step",
+    "train_cvae",
+    "train_cgan",
     "TrainConfig",
     "GANTrainConfig",
     "History",
@@ -206,6 +225,9 @@ __all__ = [
     "kl_to_uniform",
     "mode_coverage",
     "score_mixture_runs",
+    "conditional_accuracy",
+    "per_class_fcd",
+    "compare_class_histograms",
     # helpers
     "pick_device",
     "seed_everything",

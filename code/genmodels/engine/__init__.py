@@ -24,7 +24,9 @@ from .loops import (
     evaluate_vqvae,
     saturated_steps,
     train_autoencoder,
+    train_cgan,
     train_code_prior,
+    train_cvae,
     train_gan,
     train_vae,
     train_vqvae,
@@ -32,7 +34,7 @@ from .loops import (
 )
 from .pixels import PIXEL_MODELS, binarize, static_binarize, to_float
 from .sources import DataError, ImageSet, load_fashion_mnist, load_mnist, read_idx
-from .steps import gan_step, vae_step, vqvae_step
+from .steps import cgan_step, cvae_step, gan_step, vae_step, vqvae_step
 
 __all__ = [
     "DeviceBatches",
@@ -53,6 +55,8 @@ __all__ = [
     "train_autoencoder",
     "train_gan",
     "train_vae",
+    "train_cvae",
+    "train_cgan",
     "PIXEL_MODELS",
     "binarize",
     "static_binarize",
@@ -69,4 +73,6 @@ __all__ = [
     "evaluate_vqvae",
     "vqvae_codes",
     "train_code_prior",
+    "cvae_step",
+    "cgan_step",
 ]

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from .. import __version__
+from ..conditional import CGAN, CVAE, CGANConfig, CVAEConfig
 from ..core import UserError
 from ..gan import GAN, GANConfig
 from ..vae import VAE, VAEConfig
@@ -55,6 +56,8 @@ MODEL_KINDS = {
     "vqvae": (VQVAE, VQVAEConfig),
     "independent_code_prior": (IndependentCodePrior, IndependentPriorConfig),
     "autoregressive_code_prior": (AutoregressiveCodePrior, AutoregressivePriorConfig),
+    "cvae": (CVAE, CVAEConfig),
+    "cgan": (CGAN, CGANConfig),
 }
 
 PathLike = Union[str, os.PathLike]
@@ -75,7 +78,7 @@ def _version_tuple(version: str):
 
 
 def model_kind(model: nn.Module) -> str:
-    """The checkpoint kind of ``model``: a key of :data:`MODEL_KINDS` (``"vae"``, ``"gan"``...)."""
+    """The key of ``model``'s class in :data:`MODEL_KINDS`: ``"vae"``, ``"gan"``, ``"cvae"``, ``"vqvae"``..."""
     for kind, (cls, _) in MODEL_KINDS.items():
         if isinstance(model, cls):
             return kind
@@ -250,7 +253,7 @@ def load_checkpoint(
     ----------
     path : path of the checkpoint.
     map_location : where to put the weights (``"cpu"``, ``"cuda"``, a device).
-    kind : {"vae", "gan"}, optional
+    kind : str, optional (a key of :data:`MODEL_KINDS`: ``"vae"``, ``"gan"``, ``"cvae"``...)
         If given, the checkpoint must hold that kind of model.
     latent_dim : int, optional
         If given, the checkpoint's model must have that latent size.
