@@ -2,7 +2,7 @@
 
 The modules at the top level follow the book's chapters (``distributions``, ``divergences``, ``vae``, ``gan``,
 ``linear_gaussian``, ``gan_1d``, ``gan_mixtures``, ``gan_dynamics``, ``gradient_estimators``, ``latent_space``,
-``vae_vs_gan``); the plumbing sits one level down (``engine``, ``metrics``, ``app``). The names the
+``vae_vs_gan``, ``fgan``); the plumbing sits one level down (``engine``, ``metrics``, ``app``). The names the
 chapters use are re-exported here::
 
     import genmodels as gm
@@ -17,6 +17,7 @@ __version__ = "0.1.0"
 from . import (  # noqa: E402  (the chapters' modules, as gm.<module>)
     distributions,
     divergences,
+    fgan,
     gan_1d,
     gan_dynamics,
     gan_mixtures,
@@ -99,6 +100,7 @@ __all__ = [
     # the chapters' modules
     "distributions",
     "divergences",
+    "fgan",
     "gan_1d",
     "gan_dynamics",
     "gan_mixtures",
