@@ -156,8 +156,15 @@ def _reverse_kl_perspective(log_p, log_q):
 
 
 def _pearson_perspective(log_p, log_q):
-    p, q = log_p.exp(), log_q.exp()  # q (p/q - 1)^2 = (p - q)^2 / q
-    return torch.where(q > 0, (p - q) ** 2 / q.clamp_min(torch.finfo(q.dtype).tiny), torch.where(p > 0, INF, 0.0))
+    # q (p/q - 1)^2 = exp(log q + 2 log|expm1(r)|) with r = log p - log q: no density is exponentiated on its own, so
+    # far tails where both underflow give 0, not 0/0 or an overflowing p^2/q
+    r = log_p - log_q
+    r_pos, r_neg = r.clamp_min(1e-300), r.clamp_max(-1e-300)
+    log_abs = torch.where(r > 0, r_pos + torch.log(-torch.expm1(-r_pos)), torch.log(-torch.expm1(r_neg)))
+    value = torch.exp(log_q + 2.0 * log_abs)
+    value = torch.where(r == 0, torch.zeros_like(value), value)
+    # where q vanishes: infinite if p does not, else nothing
+    return torch.where(torch.isneginf(log_q), torch.where(torch.isneginf(log_p), 0.0, INF), value)
 
 
 def _hellinger_perspective(log_p, log_q):
