@@ -1,7 +1,7 @@
 """genmodels: the VAEs and GANs of the book, derived, checked and trained.
 
 The modules at the top level follow the book's chapters (``distributions``, ``divergences``, ``vae``, ``gan``,
-``linear_gaussian``, ``gan_1d``, ``gan_mixtures``, ``gan_dynamics``, ``conditional``, ``vqvae``,
+``linear_gaussian``, ``gan_1d``, ``gan_mixtures``, ``gan_dynamics``, ``fgan``, ``conditional``, ``vqvae``,
 ``gradient_estimators``, ``latent_space``, ``vae_vs_gan``); the plumbing sits one level down (``engine``,
 ``metrics``, ``app``). The names the
 chapters use are re-exported here::
@@ -19,6 +19,7 @@ from . import (  # noqa: E402  (the chapters' modules, as gm.<module>)
     conditional,
     distributions,
     divergences,
+    fgan,
     gan_1d,
     gan_dynamics,
     gan_mixtures,
@@ -126,6 +127,7 @@ __all__ = [
     "conditional",
     "distributions",
     "divergences",
+    "fgan",
     "gan_1d",
     "gan_dynamics",
     "gan_mixtures",
