@@ -3,7 +3,8 @@
 Layers, lowest first; a module may import only from its own layer or a lower one:
 
 0. ``core``: device and seed helpers, argument checks, the user-facing error;
-1. the maths and the models: ``distributions divergences vae gan autoencoder linear_gaussian gan_1d gan_mixtures gan_dynamics``;
+1. the maths and the models: ``distributions divergences vae gan autoencoder linear_gaussian gan_1d gan_mixtures gan_dynamics
+   fgan conditional vqvae``;
 2. ``engine``: data, batches, the training steps and loops, checkpoints (it trains the models);
 3. ``metrics``: the judges (the classifier is trained with the engine);
 4. the chapters' experiments: ``gradient_estimators latent_space vae_vs_gan``;
@@ -34,6 +35,9 @@ LAYERS = {
     "gan_1d": 1,
     "gan_mixtures": 1,
     "gan_dynamics": 1,
+    "vqvae": 1,
+    "conditional": 1,
+    "fgan": 1,
     "engine": 2,
     "metrics": 3,
     "gradient_estimators": 4,

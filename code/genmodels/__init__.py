@@ -1,8 +1,9 @@
 """genmodels: the VAEs and GANs of the book, derived, checked and trained.
 
 The modules at the top level follow the book's chapters (``distributions``, ``divergences``, ``vae``, ``gan``,
-``linear_gaussian``, ``gan_1d``, ``gan_mixtures``, ``gan_dynamics``, ``gradient_estimators``, ``latent_space``,
-``vae_vs_gan``); the plumbing sits one level down (``engine``, ``metrics``, ``app``). The names the
+``linear_gaussian``, ``gan_1d``, ``gan_mixtures``, ``gan_dynamics``, ``fgan``, ``conditional``, ``vqvae``,
+``gradient_estimators``, ``latent_space``, ``vae_vs_gan``); the plumbing sits one level down (``engine``,
+``metrics``, ``app``). The names the
 chapters use are re-exported here::
 
     import genmodels as gm
@@ -15,8 +16,10 @@ chapters use are re-exported here::
 __version__ = "0.1.0"
 
 from . import (  # noqa: E402  (the chapters' modules, as gm.<module>)
+    conditional,
     distributions,
     divergences,
+    fgan,
     gan_1d,
     gan_dynamics,
     gan_mixtures,
@@ -24,11 +27,13 @@ from . import (  # noqa: E402  (the chapters' modules, as gm.<module>)
     latent_space,
     linear_gaussian,
     vae_vs_gan,
+    vqvae,
 )
 from .app import plotting, schematics, widgets, zoo  # noqa: E402
 from .app.plotting import image_grid, show_images  # noqa: E402
 from .app.provenance import RunRecord  # noqa: E402
 from .autoencoder import Autoencoder  # noqa: E402
+from .conditional import CGAN, CVAE, CGANConfig, CVAEConfig  # noqa: E402
 from .core import UserError, eval_mode, pick_device, seed_everything  # noqa: E402
 from .distributions import (  # noqa: E402
     bernoulli_log_likelihood,
@@ -51,9 +56,12 @@ from .engine import (  # noqa: E402
     TrainConfig,
     TrainingDiverged,
     binarize,
+    cgan_step,
+    cvae_step,
     estimate_nll,
     eval_images,
     evaluate_vae,
+    evaluate_vqvae,
     gan_step,
     load_checkpoint,
     load_fashion_mnist,
@@ -64,9 +72,15 @@ from .engine import (  # noqa: E402
     static_binarize,
     to_float,
     train_autoencoder,
+    train_cgan,
+    train_code_prior,
+    train_cvae,
     train_gan,
     train_vae,
+    train_vqvae,
     vae_step,
+    vqvae_codes,
+    vqvae_step,
 )
 from .gan import (  # noqa: E402
     GAN,
@@ -84,22 +98,37 @@ from .metrics import (  # noqa: E402
     MNISTClassifier,
     class_histogram,
     classes_covered,
+    compare_class_histograms,
+    conditional_accuracy,
     evaluate_classifier,
     frechet_classifier_distance,
     frechet_distance,
     kl_to_uniform,
     load_classifier,
     mode_coverage,
+    per_class_fcd,
     score_mixture_runs,
     train_classifier,
 )
 from .vae import VAE, VAEConfig  # noqa: E402
+from .vqvae import (  # noqa: E402
+    VQVAE,
+    AutoregressiveCodePrior,
+    AutoregressivePriorConfig,
+    IndependentCodePrior,
+    IndependentPriorConfig,
+    VectorQuantizer,
+    VQVAEConfig,
+    fit_independent_prior,
+)
 
 __all__ = [
     "__version__",
     # the chapters' modules
+    "conditional",
     "distributions",
     "divergences",
+    "fgan",
     "gan_1d",
     "gan_dynamics",
     "gan_mixtures",
@@ -107,6 +136,7 @@ __all__ = [
     "latent_space",
     "linear_gaussian",
     "vae_vs_gan",
+    "vqvae",
     "plotting",
     "schematics",
     "widgets",
@@ -134,14 +164,30 @@ __all__ = [
     "ToyDiscriminator",
     "ring_of_gaussians",
     "grid_of_gaussians",
+    "CVAE",
+    "CVAEConfig",
+    "CGAN",
+    "CGANConfig",
     "generator_loss",
     "discriminator_loss",
+    "VQVAE",
+    "VQVAEConfig",
+    "VectorQuantizer",
+    "IndependentCodePrior",
+    "IndependentPriorConfig",
+    "fit_independent_prior",
+    "AutoregressiveCodePrior",
+    "AutoregressivePriorConfig",
     # training
     "vae_step",
     "gan_step",
     "train_vae",
     "train_gan",
     "train_autoencoder",
+    "cvae_step",
+    "cgan_step",
+    "train_cvae",
+    "train_cgan",
     "TrainConfig",
     "GANTrainConfig",
     "History",
@@ -149,6 +195,11 @@ __all__ = [
     "evaluate_vae",
     "estimate_nll",
     "eval_images",
+    "vqvae_step",
+    "train_vqvae",
+    "evaluate_vqvae",
+    "vqvae_codes",
+    "train_code_prior",
     # data
     "load_mnist",
     "load_fashion_mnist",
@@ -178,6 +229,9 @@ __all__ = [
     "kl_to_uniform",
     "mode_coverage",
     "score_mixture_runs",
+    "conditional_accuracy",
+    "per_class_fcd",
+    "compare_class_histograms",
     # helpers
     "pick_device",
     "seed_everything",

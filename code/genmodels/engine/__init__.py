@@ -21,14 +21,20 @@ from .loops import (
     estimate_nll,
     eval_images,
     evaluate_vae,
+    evaluate_vqvae,
     saturated_steps,
     train_autoencoder,
+    train_cgan,
+    train_code_prior,
+    train_cvae,
     train_gan,
     train_vae,
+    train_vqvae,
+    vqvae_codes,
 )
 from .pixels import PIXEL_MODELS, binarize, static_binarize, to_float
 from .sources import DataError, ImageSet, load_fashion_mnist, load_mnist, read_idx
-from .steps import gan_step, vae_step
+from .steps import cgan_step, cvae_step, gan_step, vae_step, vqvae_step
 
 __all__ = [
     "DeviceBatches",
@@ -49,6 +55,8 @@ __all__ = [
     "train_autoencoder",
     "train_gan",
     "train_vae",
+    "train_cvae",
+    "train_cgan",
     "PIXEL_MODELS",
     "binarize",
     "static_binarize",
@@ -60,4 +68,11 @@ __all__ = [
     "read_idx",
     "gan_step",
     "vae_step",
+    "vqvae_step",
+    "train_vqvae",
+    "evaluate_vqvae",
+    "vqvae_codes",
+    "train_code_prior",
+    "cvae_step",
+    "cgan_step",
 ]

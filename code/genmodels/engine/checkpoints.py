@@ -20,9 +20,18 @@ import torch
 from torch import nn
 
 from .. import __version__
+from ..conditional import CGAN, CVAE, CGANConfig, CVAEConfig
 from ..core import UserError
 from ..gan import GAN, GANConfig
 from ..vae import VAE, VAEConfig
+from ..vqvae import (
+    VQVAE,
+    AutoregressiveCodePrior,
+    AutoregressivePriorConfig,
+    IndependentCodePrior,
+    IndependentPriorConfig,
+    VQVAEConfig,
+)
 
 __all__ = [
     "CheckpointError",
@@ -41,7 +50,15 @@ __all__ = [
 
 FORMAT = "genmodels-checkpoint"
 FORMAT_VERSION = 1
-MODEL_KINDS = {"vae": (VAE, VAEConfig), "gan": (GAN, GANConfig)}
+MODEL_KINDS = {
+    "vae": (VAE, VAEConfig),
+    "gan": (GAN, GANConfig),
+    "vqvae": (VQVAE, VQVAEConfig),
+    "independent_code_prior": (IndependentCodePrior, IndependentPriorConfig),
+    "autoregressive_code_prior": (AutoregressiveCodePrior, AutoregressivePriorConfig),
+    "cvae": (CVAE, CVAEConfig),
+    "cgan": (CGAN, CGANConfig),
+}
 
 PathLike = Union[str, os.PathLike]
 # A write that failed for want of room: a full disk, a quota, a file-size limit (``ulimit -f``).
@@ -61,11 +78,11 @@ def _version_tuple(version: str):
 
 
 def model_kind(model: nn.Module) -> str:
-    """``"vae"`` or ``"gan"``."""
+    """The key of ``model``'s class in :data:`MODEL_KINDS`: ``"vae"``, ``"gan"``, ``"cvae"``, ``"vqvae"``..."""
     for kind, (cls, _) in MODEL_KINDS.items():
         if isinstance(model, cls):
             return kind
-    raise TypeError(f"no checkpoint kind for {type(model).__name__}; expected a genmodels VAE or GAN")
+    raise TypeError(f"no checkpoint kind for {type(model).__name__}; expected one of {sorted(MODEL_KINDS)}")
 
 
 def build_model(kind: str, config: Dict[str, Any]) -> nn.Module:
@@ -236,7 +253,7 @@ def load_checkpoint(
     ----------
     path : path of the checkpoint.
     map_location : where to put the weights (``"cpu"``, ``"cuda"``, a device).
-    kind : {"vae", "gan"}, optional
+    kind : str, optional (a key of :data:`MODEL_KINDS`: ``"vae"``, ``"gan"``, ``"cvae"``...)
         If given, the checkpoint must hold that kind of model.
     latent_dim : int, optional
         If given, the checkpoint's model must have that latent size.

@@ -29,6 +29,7 @@ import torch
 
 from .. import gan as G
 from ..autoencoder import Autoencoder
+from ..conditional import CGAN, CVAE, check_labels
 from ..core import (
     UserError,
     check_choice,
@@ -39,6 +40,7 @@ from ..core import (
 )
 from ..gan import GAN
 from ..vae import VAE
+from ..vqvae import VQVAE, AutoregressiveCodePrior
 from .batches import DeviceBatches
 from .checkpoints import (
     CheckpointError,
@@ -48,7 +50,7 @@ from .checkpoints import (
 )
 from .distributed import distributed_context, setup_distributed
 from .pixels import PIXEL_MODELS, as_uint8_images, static_binarize, to_float
-from .steps import gan_step, vae_step
+from .steps import cgan_step, cvae_step, gan_step, vae_step, vqvae_step
 
 __all__ = [
     "TrainConfig",
@@ -58,6 +60,8 @@ __all__ = [
     "train_vae",
     "train_gan",
     "train_autoencoder",
+    "train_cvae",
+    "train_cgan",
     "evaluate_vae",
     "estimate_nll",
     "eval_images",
@@ -67,6 +71,10 @@ __all__ = [
     "scheduled_lr",
     "SATURATION_LEVEL",
     "SATURATION_STEPS",
+    "train_vqvae",
+    "evaluate_vqvae",
+    "vqvae_codes",
+    "train_code_prior",
 ]
 
 LR_SCHEDULES = ("constant", "cosine")
@@ -271,15 +279,18 @@ def evaluate_vae(
     pixels: str = "dynamic",
     batch_size: int = 500,
     k: Tuple[int, ...] = (),
+    labels: Optional[torch.Tensor] = None,
 ) -> Dict[str, float]:
     """Test-set negative ELBO (with its reconstruction and KL parts) and, for each ``k``, the negative
     importance-weighted bound, averaged over the images, in nats.
 
     Binarized pixel models are evaluated on one fixed binarization of the test set (:func:`eval_images`).
     The model's noise is drawn from a generator seeded with ``EVAL_SEED`` so the numbers repeat; the
-    caller's random state is left untouched.
+    caller's random state is left untouched. A conditional VAE (:class:`~genmodels.conditional.CVAE`) is
+    scored on -log p(x | y) with the ``labels`` of the images (or those of an ``(images, labels)`` pair).
     """
     x_all = eval_images(images, pixels)
+    y_all = _conditions(model, images, labels, len(x_all))
     device = model.device
     with eval_mode(model):
         totals = {"nelbo": 0.0, "recon": 0.0, "kl": 0.0, **{f"iwae_{kk}": 0.0 for kk in k}}
@@ -288,13 +299,28 @@ def evaluate_vae(
             torch.manual_seed(EVAL_SEED)
             for start in range(0, len(x_all), batch_size):
                 x = x_all[start : start + batch_size].to(device)
-                elbo, log_px, kl = model.elbo(x, return_parts=True)
+                cond = [y[start : start + batch_size].to(device) for y in y_all]  # [] or [labels]
+                elbo, log_px, kl = model.elbo(x, *cond, return_parts=True)
                 totals["nelbo"] -= elbo.sum().item()
                 totals["recon"] -= log_px.sum().item()
                 totals["kl"] += kl.sum().item()
                 for kk in k:
-                    totals[f"iwae_{kk}"] -= model.iwae_bound(x, k=kk).sum().item()
+                    totals[f"iwae_{kk}"] -= model.iwae_bound(x, *cond, k=kk).sum().item()
     return {name: value / len(x_all) for name, value in totals.items()}
+
+
+def _conditions(model, data, labels, n: int) -> List[torch.Tensor]:
+    """``[]`` for an unconditional model; ``[labels]`` (checked, int64 ``[n]``) for a conditional one, from
+    ``labels`` or from an ``(images, labels)`` pair ``data``."""
+    if not isinstance(model, CVAE):
+        if labels is not None:
+            raise UserError(f"labels condition a CVAE; a {type(model).__name__} takes the images alone")
+        return []
+    if labels is None and isinstance(data, (tuple, list)):
+        labels = data[1]
+    if labels is None:
+        raise UserError("a conditional VAE is scored on log p(x | y): give the images' labels (labels=...)")
+    return [check_labels(labels, model.num_classes, n=n)]
 
 
 @torch.no_grad()
@@ -363,7 +389,7 @@ class _Run:
     writes checkpoints. The result equals a single-process run with the same global batch.
     """
 
-    def __init__(self, model, images, config: TrainConfig, checkpoint, resume: bool, progress: bool):
+    def __init__(self, model, images, config: TrainConfig, checkpoint, resume: bool, progress: bool, labels=None):
         self.config = config
         self.rank, self.world, _ = distributed_context()
         if self.world > 1:
@@ -378,6 +404,7 @@ class _Run:
         self.model = model.to(self.device)
         self.batches = DeviceBatches(
             as_uint8_images(images),
+            labels,  # None: batches are images; else (images, labels) pairs
             batch_size=config.batch_size,
             pixels=config.pixels,
             device=self.device,
@@ -610,6 +637,28 @@ def saturated_steps(d_fake: List[float], *, level: float = SATURATION_LEVEL) -> 
     return count, longest
 
 
+def _report_saturation(run: "_Run", config: GANTrainConfig, epoch: int, first_step: int) -> int:
+    """The generator steps of this epoch (from ``first_step`` on) whose mean :math:`D(G(z))` was below
+    ``SATURATION_LEVEL``; a discriminator that won outright is recorded in ``run.history.events`` and warned of."""
+    count, longest = saturated_steps(run.history.steps.get("d_fake", [])[first_step:])
+    steps_this_epoch = len(run.history.steps.get("d_fake", [])) - first_step
+    if steps_this_epoch and longest >= min(SATURATION_STEPS, steps_this_epoch):
+        message = (
+            f"epoch {epoch + 1}: the discriminator won outright: D(G(z)) < {SATURATION_LEVEL} for {longest} "
+            f"consecutive generator steps ({count} of {steps_this_epoch} in the epoch)"
+            + (
+                " — with the saturating loss the generator's gradient vanishes there"
+                if config.loss == "saturating"
+                else ""
+            )
+        )
+        if message not in run.history.events:
+            run.history.events.append(message)
+            if run.rank == 0:
+                warnings.warn(message, RuntimeWarning, stacklevel=3)  # at the caller of the training loop
+    return count
+
+
 def train_gan(
     model: GAN,
     data,
@@ -693,22 +742,7 @@ def train_gan(
         run.flush(pending)
         seconds = time.perf_counter() - start
         summary = {n: float(np.mean(run.history.steps[n][first_step:])) for n in names if run.history.steps.get(n)}
-        count, longest = saturated_steps(run.history.steps.get("d_fake", [])[first_step:])
-        steps_this_epoch = len(run.history.steps.get("d_fake", [])) - first_step
-        if steps_this_epoch and longest >= min(SATURATION_STEPS, steps_this_epoch):
-            message = (
-                f"epoch {epoch + 1}: the discriminator won outright: D(G(z)) < {SATURATION_LEVEL} for {longest} "
-                f"consecutive generator steps ({count} of {steps_this_epoch} in the epoch)"
-                + (
-                    " — with the saturating loss the generator's gradient vanishes there"
-                    if config.loss == "saturating"
-                    else ""
-                )
-            )
-            if message not in run.history.events:
-                run.history.events.append(message)
-                if run.rank == 0:
-                    warnings.warn(message, RuntimeWarning, stacklevel=2)
+        count = _report_saturation(run, config, epoch, first_step)
         run.history.log_epoch(**summary, saturated_steps=count, seconds=seconds)
         run.history.samples.append(_to_uint8(model.sample(z=run.fixed_noise)))
         bar.set_postfix(d=f"{summary.get('d_loss', math.nan):.2f}", g=f"{summary.get('g_loss', math.nan):.2f}")
@@ -752,3 +786,401 @@ def train_autoencoder(
         losses.append(float(total) / batches.num_images)
     model.eval()
     return losses
+
+
+# --- VQ-VAE ---------------------------------------------------------------------------------------
+
+
+def train_vqvae(
+    model: VQVAE,
+    data,
+    *,
+    config: Optional[TrainConfig] = None,
+    test_data=None,
+    checkpoint: Union[str, Path, None] = None,
+    resume: bool = True,
+    progress: bool = True,
+    callback: Optional[Callable[[int, History], None]] = None,
+    **overrides: Any,
+) -> History:
+    """Train a VQ-VAE with Adam, every step :func:`~genmodels.engine.steps.vqvae_step` unchanged.
+
+    Same bookkeeping as :func:`train_vae` (device-resident batches with the config's pixel model, bf16 autocast
+    on CUDA, checkpoints every epoch and every ``checkpoint_every`` steps, exact resume, progress, history).
+    The EMA codebook and the dead-code counters are buffers of the model, so they are in its checkpoint.
+    ``config.beta`` and ``config.kl_warmup_epochs`` weight a KL term the VQ-VAE does not have: the commitment
+    weight is :attr:`VQVAEConfig.beta`. Under ``torchrun`` each rank's forward pass moves the EMA codebook with
+    its own slice of the batch and DistributedDataParallel copies rank 0's buffers to the others before the next
+    step, so the codebook follows rank 0's slice (a single process sees the whole batch).
+
+    Returns
+    -------
+    History with ``steps["loss"|"recon"|"codebook"|"commitment"|"perplexity"]`` (batch means; nats per image
+    for ``recon``), the same per epoch, with ``test_recon``, ``test_perplexity`` and ``test_dead_codes`` when
+    ``test_data`` is given (:func:`evaluate_vqvae`), and ``seconds``. ``samples`` holds, per epoch, the
+    reconstructions of the same ``num_samples`` images (the first test images, else the first training images,
+    binarized once), not draws from a prior: the VQ-VAE has none while it trains.
+    """
+    config = replace(config or TrainConfig(), **overrides)
+    if config.beta != 1.0 or config.kl_warmup_epochs != 0.0:
+        raise UserError(
+            "beta and kl_warmup_epochs weight a VAE's KL term; a VQ-VAE has none: leave them at 1 and 0 "
+            "(the commitment weight is VQVAEConfig.beta)"
+        )
+    run = _Run(model, data, config, checkpoint, resume, progress)
+    run.data_source = getattr(data, "source", None)
+    opt = make_adam(model.parameters(), lr=config.lr, betas=config.betas, device=run.device)  # no EMA codebook
+    optimizers = {"model": opt}
+    if run.resume:
+        run.restore(optimizers, "vqvae")
+    net = _wrap(run, model, compile=config.compile)
+    x_test = eval_images(test_data, config.pixels, device=run.device) if test_data is not None else None
+    shown = as_uint8_images(test_data if test_data is not None else data)[: config.num_samples]
+    shown = eval_images(shown, config.pixels, device=run.device)
+    names = ("loss", "recon", "codebook", "commitment", "perplexity")
+    pending: Dict[str, List[torch.Tensor]] = {n: [] for n in names}
+    steps_per_epoch = len(run.batches)
+
+    model.train()
+    while run.batches.epoch < config.num_epochs:
+        epoch = run.batches.epoch
+        start, bar = time.perf_counter(), run.bar(epoch, config.num_epochs)
+        for x in run.batches:
+            if config.lr_schedule != "constant":
+                _set_lr([opt], scheduled_lr(config, run.step, config.num_epochs * steps_per_epoch))
+            stats = vqvae_step(net, run.shard(x), opt)
+            run.step += 1
+            for name, value in stats.items():
+                pending[name].append(value)
+            bar.update()
+            if run.step % 50 == 0:
+                bar.set_postfix(recon=f"{stats['recon'].item():.1f}", perplexity=f"{stats['perplexity'].item():.0f}")
+            if config.checkpoint_every and run.step % config.checkpoint_every == 0:
+                run.flush(pending)
+                run.save(optimizers)
+        run.flush(pending)
+        seconds = time.perf_counter() - start
+        summary = {n: float(np.mean(run.history.steps[n][-steps_per_epoch:])) for n in names}
+        if x_test is not None:
+            ev = evaluate_vqvae(model, x_test)
+            summary.update(test_recon=ev["recon"], test_perplexity=ev["perplexity"], test_dead_codes=ev["dead_codes"])
+        run.history.log_epoch(**summary, seconds=seconds)
+        run.history.samples.append(_to_uint8(model.reconstruct(shown)))
+        bar.set_postfix({k: f"{v:.1f}" for k, v in summary.items() if k in ("recon", "test_recon")})
+        bar.close()
+        if callback is not None:  # before the checkpoint: a run killed in between redoes (and re-reports) the epoch
+            callback(epoch, run.history)
+        run.save(optimizers)
+    return run.history
+
+
+@torch.no_grad()
+def vqvae_codes(model: VQVAE, images, *, pixels: str = "dynamic", batch_size: int = 500) -> torch.Tensor:
+    """The code grids ``[N, 7, 7]`` (int64, on the CPU) of ``images``, binarized by the fixed draw of
+    :func:`eval_images`: the data a prior over the codes is fitted to."""
+    x_all = eval_images(images, pixels)
+    with eval_mode(model):
+        return torch.cat(
+            [model.encode(x_all[i : i + batch_size].to(model.device)).cpu() for i in range(0, len(x_all), batch_size)]
+        )
+
+
+@torch.no_grad()
+def evaluate_vqvae(
+    model: VQVAE,
+    images,
+    *,
+    pixels: str = "dynamic",
+    batch_size: int = 500,
+    prior: Optional[torch.nn.Module] = None,
+) -> Dict[str, float]:
+    r"""The VQ-VAE on a test set (binarized by the fixed draw of :func:`eval_images`), in eval mode (no codebook
+    update, no restart).
+
+    Returns ``recon`` (:math:`-\log p(x\mid z_q)`, nats per image), ``codebook`` and ``commitment`` (per image),
+    ``perplexity`` (of the code usage over the whole set, between 1 and :math:`K`), ``dead_codes`` (codes that
+    no position of any image uses) and ``used_codes``. With a ``prior`` over the codes also ``prior_nats``,
+    :math:`-\log p(k(x))` per image, and ``nll_bound`` = ``recon`` + ``prior_nats``, an upper bound on
+    :math:`-\log p(x)` because :math:`p(x) = \sum_k p(k)\,p(x\mid k) \ge p(k(x))\,p(x\mid k(x))`.
+    """
+    x_all = eval_images(images, pixels)
+    device = model.device
+    totals = {"recon": 0.0, "codebook": 0.0, "commitment": 0.0}
+    if prior is not None:
+        totals["prior_nats"] = 0.0
+    counts = torch.zeros(model.num_codes, dtype=torch.long)
+    with eval_mode(model, *([prior] if prior is not None else [])):
+        for start in range(0, len(x_all), batch_size):
+            x = x_all[start : start + batch_size].to(device)
+            losses = model(x)
+            for name in ("recon", "codebook", "commitment"):
+                totals[name] += getattr(losses, name).item() * len(x)
+            indices = model.encode(x)  # (b, 7, 7)
+            counts += torch.bincount(indices.flatten().cpu(), minlength=model.num_codes)
+            if prior is not None:
+                totals["prior_nats"] -= prior.log_prob(indices).sum().item()
+    out = {name: value / len(x_all) for name, value in totals.items()}
+    usage = counts.double() / counts.sum()
+    out["perplexity"] = float(torch.exp(-torch.special.xlogy(usage, usage).sum()))
+    out["used_codes"] = int((counts > 0).sum())
+    out["dead_codes"] = model.num_codes - out["used_codes"]
+    if prior is not None:
+        out["nll_bound"] = out["recon"] + out["prior_nats"]
+    return out
+
+
+def train_code_prior(
+    prior: AutoregressiveCodePrior,
+    codes: torch.Tensor,
+    *,
+    test_codes: Optional[torch.Tensor] = None,
+    num_epochs: int = 20,
+    batch_size: int = 128,
+    lr: float = 3e-3,
+    seed: int = 0,
+    device: Union[str, torch.device, None] = None,
+    progress: bool = True,
+) -> History:
+    r"""Fit an autoregressive prior to code grids ``[N, H, W]`` (from :func:`vqvae_codes`) by maximum likelihood
+    with Adam: each step descends the negative log-likelihood in nats per grid, averaged over the batch.
+
+    The batches are a fresh permutation of ``codes`` each epoch, drawn from a generator seeded with ``seed``.
+    (The independent prior needs no training: :func:`~genmodels.vqvae.fit_independent_prior` counts.)
+
+    Returns
+    -------
+    History with ``steps["loss"]`` and ``epochs["loss"|"test_nats"|"seconds"]`` (``test_nats``: the mean
+    :math:`-\log p(k)` of ``test_codes``, if given).
+    """
+    if not isinstance(prior, AutoregressiveCodePrior):
+        raise UserError(
+            f"train_code_prior trains an AutoregressiveCodePrior, got {type(prior).__name__}; "
+            "an independent prior is fitted by counting with fit_independent_prior"
+        )
+    check_int("num_epochs", num_epochs), check_int("batch_size", batch_size), check_positive("lr", lr)
+    device = pick_device(device) if device is not None else prior.device
+    prior.to(device).train()
+    codes = codes.to(device)
+    opt = make_adam(prior.parameters(), lr=lr, device=device)
+    order = torch.Generator().manual_seed(seed)
+    history = History()
+
+    def test_nats() -> float:
+        with eval_mode(prior), torch.no_grad():
+            return float(sum(-prior.log_prob(c).sum().item() for c in test_codes.split(1000)) / len(test_codes))
+
+    from tqdm.auto import tqdm
+
+    for epoch in range(num_epochs):
+        start = time.perf_counter()
+        losses = []
+        for batch in tqdm(
+            torch.randperm(len(codes), generator=order).split(batch_size),
+            disable=not progress,
+            desc=f"epoch {epoch + 1}/{num_epochs}",
+            leave=epoch + 1 == num_epochs,
+            unit="batch",
+        ):
+            loss = prior(codes[batch.to(device)])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            losses.append(loss.detach())
+        history.log_steps({"loss": torch.stack(losses).tolist()})
+        summary = {"loss": float(np.mean(history.steps["loss"][-len(losses) :]))}
+        if test_codes is not None:
+            summary["test_nats"] = test_nats()
+        history.log_epoch(**summary, seconds=time.perf_counter() - start)
+    prior.eval()
+    return history
+
+
+# ----------------------------------------------------------------------------------------------
+# Conditional models: the same loops, with the labels in the batches
+# ----------------------------------------------------------------------------------------------
+
+
+def _labelled(data, num_classes: int, name: str) -> Tuple[torch.Tensor, torch.Tensor]:
+    """uint8 images ``[N, 28, 28]`` and checked int64 labels ``[N]`` from an ``(images, labels)`` pair."""
+    if not (isinstance(data, (tuple, list)) and len(data) == 2):
+        raise UserError(
+            f"a conditional model trains on labelled digits: pass {name} as an (images, labels) pair, "
+            "as gm.load_mnist returns it"
+        )
+    images = as_uint8_images(data)
+    return images, check_labels(data[1], num_classes, n=images.shape[0])
+
+
+class _ConditionalELBOParts(torch.nn.Module):
+    """``CVAE.elbo`` with its parts as ``forward``, the call DistributedDataParallel hooks into."""
+
+    def __init__(self, cvae: CVAE):
+        super().__init__()
+        self.cvae = cvae
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor, eps: torch.Tensor):
+        return self.cvae.elbo(x, y, eps=eps, return_parts=True)
+
+
+def train_cvae(
+    model: CVAE,
+    data,
+    *,
+    config: Optional[TrainConfig] = None,
+    test_data=None,
+    checkpoint: Union[str, Path, None] = None,
+    resume: bool = True,
+    progress: bool = True,
+    callback: Optional[Callable[[int, History], None]] = None,
+    **overrides: Any,
+) -> History:
+    r"""Train a conditional VAE by maximising the conditional ELBO with Adam: :func:`train_vae` with labels.
+
+    ``data`` (and ``test_data``) are ``(images, labels)`` pairs, as ``gm.load_mnist`` returns them; the labels
+    live on the device next to the images, and each batch is an ``(x, y)`` pair
+    (:class:`~genmodels.engine.batches.DeviceBatches` with labels, resumable exactly as without). Every step is
+    :func:`~genmodels.engine.steps.cvae_step`; the test negative ELBO is :math:`-\mathcal L(x; y)`, the bound on
+    :math:`-\log p(x \mid y)`. The grid of samples decodes the fixed noise with the labels
+    ``0, 1, ..., K-1, 0, 1, ...``. Settings, checkpoints, exact resume and history are :func:`train_vae`'s.
+    """
+    config = replace(config or TrainConfig(), **overrides)
+    images, labels = _labelled(data, model.num_classes, "data")
+    run = _Run(model, images, config, checkpoint, resume, progress, labels=labels)
+    run.data_source = getattr(data, "source", None)
+    opt = make_adam(model.parameters(), lr=config.lr, betas=config.betas, device=run.device)
+    optimizers = {"model": opt}
+    if run.resume:
+        run.restore(optimizers, "cvae")
+    elbo_parts = _wrap(run, _ConditionalELBOParts(model), compile=config.compile)
+    if test_data is not None:
+        x_test, y_test = _labelled(test_data, model.num_classes, "test_data")
+        x_test = eval_images(x_test, config.pixels, device=run.device)
+    fixed_labels = torch.arange(config.num_samples, device=run.device) % model.num_classes
+    pending: Dict[str, List[torch.Tensor]] = {"loss": [], "recon": [], "kl": []}
+    steps_per_epoch = len(run.batches)
+
+    model.train()
+    while run.batches.epoch < config.num_epochs:
+        epoch = run.batches.epoch
+        start, bar = time.perf_counter(), run.bar(epoch, config.num_epochs)
+        for x, y in run.batches:
+            if config.lr_schedule != "constant":
+                _set_lr([opt], scheduled_lr(config, run.step, config.num_epochs * steps_per_epoch))
+            eps = torch.randn(x.shape[0], model.latent_dim, device=run.device)  # noise for the global batch
+            weight = kl_weight(config, run.step, steps_per_epoch)
+            stats = cvae_step(elbo_parts, run.shard(x), run.shard(y), run.shard(eps), opt, kl_weight=weight)
+            run.step += 1
+            for name, value in stats.items():
+                pending[name].append(value)
+            bar.update()
+            if run.step % 50 == 0:
+                bar.set_postfix(loss=f"{stats['loss'].item():.1f}")
+            if config.checkpoint_every and run.step % config.checkpoint_every == 0:
+                run.flush(pending)
+                run.save(optimizers)
+        run.flush(pending)
+        seconds = time.perf_counter() - start
+        summary = {name: float(np.mean(run.history.steps[name][-steps_per_epoch:])) for name in pending}
+        if test_data is not None:
+            ev = evaluate_vae(model, x_test, labels=y_test)
+            summary.update(test_nelbo=ev["nelbo"], test_recon=ev["recon"], test_kl=ev["kl"])
+        run.history.log_epoch(**summary, seconds=seconds)
+        run.history.samples.append(_to_uint8(model.sample(z=run.fixed_noise, y=fixed_labels)))
+        bar.set_postfix({k: f"{v:.1f}" for k, v in summary.items() if k in ("loss", "test_nelbo")})
+        bar.close()
+        if callback is not None:  # before the checkpoint: a run killed in between redoes (and re-reports) the epoch
+            callback(epoch, run.history)
+        run.save(optimizers)
+    return run.history
+
+
+def train_cgan(
+    model: CGAN,
+    data,
+    *,
+    config: Optional[GANTrainConfig] = None,
+    checkpoint: Union[str, Path, None] = None,
+    resume: bool = True,
+    progress: bool = True,
+    callback: Optional[Callable[[int, History], None]] = None,
+    **overrides: Any,
+) -> History:
+    """Train a conditional GAN: :func:`train_gan` with labels.
+
+    ``data`` is an ``(images, labels)`` pair, as ``gm.load_mnist`` returns it; each real batch is an ``(x, y)``
+    pair (:class:`~genmodels.engine.batches.DeviceBatches` with labels, resumable exactly as without). Every
+    iteration is :func:`~genmodels.engine.steps.cgan_step`, unchanged; the fakes' labels :math:`y'` are drawn from
+    the training set's class frequencies, so real and fake images come with the same distribution of classes and
+    the discriminator cannot tell them apart by label alone. Without ``config`` the settings are the book's DCGAN
+    recipe (:data:`~genmodels.gan.DCGAN_RECIPE`, whose model part is :class:`~genmodels.conditional.CGANConfig`'s
+    default). The grid of samples uses the fixed noise with the labels ``0, 1, ..., K-1, 0, 1, ...``. Checkpoints,
+    exact resume, the weight average and the history (saturation events included) are :func:`train_gan`'s.
+    """
+    config = replace(config or GANTrainConfig(**G.DCGAN_RECIPE["train"]), **overrides)
+    if not isinstance(config, GANTrainConfig):
+        raise TypeError("train_cgan needs a GANTrainConfig (it has the generator loss and d_steps)")
+    images, labels = _labelled(data, model.num_classes, "data")
+    run = _Run(model, images, config, checkpoint, resume, progress, labels=labels)
+    run.data_source = getattr(data, "source", None)
+    opt_d = make_adam(
+        model.discriminator.parameters(), lr=config.discriminator_lr, betas=config.betas, device=run.device
+    )
+    opt_g = make_adam(model.generator.parameters(), lr=config.lr, betas=config.betas, device=run.device)
+    optimizers = {"discriminator": opt_d, "generator": opt_g}
+    if run.resume:
+        run.restore(optimizers, "cgan")
+    netG = _wrap(run, model.generator, compile=config.compile)
+    netD = _wrap(run, model.discriminator, compile=config.compile)
+    names = ("d_loss", "g_loss", "d_real", "d_fake", "g_grad_norm")
+    pending: Dict[str, List[torch.Tensor]] = {n: [] for n in names}
+    steps_per_epoch = math.ceil(len(run.batches) / config.d_steps)  # the last group may hold fewer batches
+    class_freq = torch.bincount(labels, minlength=model.num_classes).float().to(run.device)  # p(y), unnormalised
+    fixed_labels = torch.arange(config.num_samples, device=run.device) % model.num_classes
+
+    def global_noise(n: int) -> Tuple[torch.Tensor, torch.Tensor]:
+        """(z, y') for a global batch of n; every rank draws it all and keeps its slice (= a single-process run)."""
+        z = torch.randn(n, model.latent_dim, device=run.device)
+        y = torch.multinomial(class_freq, n, replacement=True)
+        return run.shard(z), run.shard(y)
+
+    model.train()
+    while run.batches.epoch < config.num_epochs:
+        epoch = run.batches.epoch
+        start, bar = time.perf_counter(), run.bar(epoch, config.num_epochs)
+        first_step = epoch * steps_per_epoch  # generator steps in earlier epochs
+        group: List[Tuple[torch.Tensor, torch.Tensor]] = []
+        for x, y in run.batches:
+            group.append((run.shard(x), run.shard(y)))
+            if len(group) < config.d_steps and run.batches.epoch == epoch:  # (the epoch advances after its last batch)
+                continue
+            noise = functools.partial(global_noise, x.shape[0])
+            if config.lr_schedule != "constant":
+                factor = scheduled_lr(config, run.step, config.num_epochs * steps_per_epoch) / config.lr
+                _set_lr([opt_g], factor * config.lr)
+                _set_lr([opt_d], factor * config.discriminator_lr)
+            stats = cgan_step(
+                netG, netD, group, noise, opt_d, opt_g, loss=config.loss, real_label=1.0 - config.label_smoothing
+            )
+            model.update_ema()
+            bar.update(len(group))
+            group = []
+            run.step += 1
+            for name in names:
+                pending[name].append(stats[name])
+            if run.step % 50 == 0:
+                bar.set_postfix(d=f"{stats['d_loss'].item():.2f}", g=f"{stats['g_loss'].item():.2f}")
+            if config.checkpoint_every and run.step % config.checkpoint_every == 0:
+                run.flush(pending)
+                run.save(optimizers)
+        run.flush(pending)
+        seconds = time.perf_counter() - start
+        summary = {n: float(np.mean(run.history.steps[n][first_step:])) for n in names if run.history.steps.get(n)}
+        count = _report_saturation(run, config, epoch, first_step)
+        run.history.log_epoch(**summary, saturated_steps=count, seconds=seconds)
+        run.history.samples.append(_to_uint8(model.sample(z=run.fixed_noise, y=fixed_labels)))
+        bar.set_postfix(d=f"{summary.get('d_loss', math.nan):.2f}", g=f"{summary.get('g_loss', math.nan):.2f}")
+        bar.close()
+        if callback is not None:  # before the checkpoint: a run killed in between redoes (and re-reports) the epoch
+            callback(epoch, run.history)
+        run.save(optimizers)
+    return run.history

@@ -10,6 +10,9 @@ There are no Inception weights to download here, and Inception was made for 299Ã
 * :mod:`.coverage`: which digits a generator draws and how evenly (:func:`class_histogram`,
   :func:`classes_covered`, :func:`kl_to_uniform`), and which modes of the 2-D mixtures of
   :mod:`genmodels.gan_mixtures` it reaches (:func:`mode_coverage`).
+* :mod:`.per_class`: whether a conditional generator draws the class it is asked for
+  (:func:`conditional_accuracy`), how well per class (:func:`per_class_fcd`), and its classes against an
+  unconditional generator's (:func:`compare_class_histograms`).
 """
 
 from .classifier import (
@@ -24,6 +27,7 @@ from .classifier import (
 )
 from .coverage import class_histogram, classes_covered, kl_to_uniform, mode_coverage, score_mixture_runs
 from .frechet import classifier_features, frechet_classifier_distance, frechet_distance
+from .per_class import compare_class_histograms, conditional_accuracy, per_class_fcd
 
 __all__ = [
     "DEFAULT_CLASSIFIER_PATH",
@@ -42,4 +46,7 @@ __all__ = [
     "classifier_features",
     "frechet_classifier_distance",
     "frechet_distance",
+    "conditional_accuracy",
+    "per_class_fcd",
+    "compare_class_histograms",
 ]
