@@ -73,7 +73,10 @@ def test_a_record_says_budget_settings_data_device_and_time(monkeypatch):
         data=[_subset(), "1-D Gaussians sampled on the fly"], settings="3 epochs", details=["zoo vae-d2"], show=False
     )
     assert record["seconds"] == 125.0 and record["budget"] == "full" and record["settings"] == "3 epochs"
-    assert record["data"] == ["MNIST test, 3 images (IDX files from a data directory)", "1-D Gaussians sampled on the fly"]
+    assert record["data"] == [
+        "MNIST test, 3 images (IDX files from a data directory)",
+        "1-D Gaussians sampled on the fly",
+    ]
     assert record["device"].startswith("cpu, ") and record["details"] == ["zoo vae-d2"]
     assert record["genmodels"] == gm.__version__ and torch.__version__.startswith(record["torch"])
     line = provenance.one_line(record)
@@ -88,9 +91,11 @@ def test_finish_shows_the_line_and_stores_the_record_in_the_output_metadata(monk
 
     monkeypatch.setattr(IPython.display, "display", lambda *a, **k: shown.append((a, k)))
     record = gm.RunRecord("quick", "cpu").finish(data=["no data"], settings="seconds")
-    (args, kwargs), = shown
+    ((args, kwargs),) = shown
     assert args == ({"text/plain": provenance.one_line(record)},) and kwargs["raw"] is True
-    nb = {"cells": [{"cell_type": "code", "outputs": [{"output_type": "display_data", "metadata": kwargs["metadata"]}]}]}
+    nb = {
+        "cells": [{"cell_type": "code", "outputs": [{"output_type": "display_data", "metadata": kwargs["metadata"]}]}]
+    }
     assert provenance.records_in(nb) == [record]
 
 
@@ -112,7 +117,9 @@ def test_the_appendix_lists_each_chapter_in_book_order_and_says_which_have_no_re
 
     def notebook(title, records):
         outputs = [{"output_type": "display_data", "metadata": {provenance.RECORD_KEY: r}} for r in records]
-        return {"cells": [{"cell_type": "markdown", "source": [f"# {title}\n"]}, {"cell_type": "code", "outputs": outputs}]}
+        return {
+            "cells": [{"cell_type": "markdown", "source": [f"# {title}\n"]}, {"cell_type": "code", "outputs": outputs}]
+        }
 
     (tmp_path / "book" / "part" / "a.ipynb").write_text(json.dumps(notebook("Chapter A", [record])))
     (tmp_path / "book" / "part" / "b.ipynb").write_text(json.dumps(notebook("Chapter B", [])))
