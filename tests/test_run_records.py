@@ -23,6 +23,9 @@ NOT_YET_RECORDED = {
     "book/vae/vae-mnist.ipynb",
     "book/vae/latent-usage.ipynb",
     "book/gan/saturation.ipynb",
+    "book/gan/mode-collapse.ipynb",
+    "book/gan/dcgan-mnist.ipynb",
+    "book/comparison/vae-vs-gan.ipynb",
 }
 
 
