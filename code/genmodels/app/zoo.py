@@ -152,9 +152,10 @@ def _gan(d: int, *, channels: int) -> Dict[str, Any]:
 
 
 VAE_TRAIN = {"lr_schedule": "cosine"}  # Adam 1e-3 decayed to 0: the last epochs settle instead of jittering
-# The zoo's DCGANs: the recipe for 25 epochs, its learning rate decayed to 0 along a cosine. The decay flattens the
-# curve but costs quality: the same recipe at a constant rate was lower after 25 epochs (the DCGAN chapter).
-DCGAN_EPOCHS = 25
+# The zoo's DCGANs: the recipe at its constant learning rate for 30 epochs. An earlier set decayed the rate to 0
+# along a cosine over 25 epochs: that flattened the curve but cost quality (FCD 136.5 against 115.1 at a constant
+# rate after the same 25 epochs), so the zoo keeps the rate constant and says how far the curve still falls.
+DCGAN_EPOCHS = 30
 
 
 def _specs() -> Dict[str, ZooSpec]:
@@ -200,7 +201,7 @@ def _specs() -> Dict[str, ZooSpec]:
             "gan",
             _gan(100, channels=64),
             {"quick": 2, "full": DCGAN_EPOCHS},
-            dict(DCGAN_RECIPE["train"], lr_schedule="cosine"),
+            dict(DCGAN_RECIPE["train"]),
             seed=seed,
             fcd_every=1,
         )
