@@ -24,7 +24,6 @@ NOT_YET_RECORDED = {
     "book/vae/latent-usage.ipynb",
     "book/gan/saturation.ipynb",
     "book/gan/mode-collapse.ipynb",
-    "book/gan/dcgan-mnist.ipynb",
     "book/comparison/vae-vs-gan.ipynb",
 }
 
