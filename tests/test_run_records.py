@@ -23,7 +23,6 @@ NOT_YET_RECORDED = {
     "book/vae/vae-mnist.ipynb",
     "book/vae/latent-usage.ipynb",
     "book/gan/saturation.ipynb",
-    "book/comparison/vae-vs-gan.ipynb",
 }
 
 
