@@ -34,6 +34,7 @@ __all__ = [
     "reverse_kl",
     "fit_forward_kl",
     "fit_reverse_kl",
+    "minimize_over_gaussian",
 ]
 
 F64 = torch.float64
@@ -174,24 +175,41 @@ def fit_reverse_kl(
         raise UserError(f"sigma0 must be positive, got {sigma0}")
     grid = default_grid(p) if grid is None else grid
     log_p = p.log_prob(grid)
+    mu, sigma = minimize_over_gaussian(
+        lambda log_q: kl_on_grid(log_q, log_p, grid), grid, mu0=mu0, sigma0=sigma0, max_iter=max_iter
+    )
+    return GaussianFit(mu, sigma, reverse_kl(p, mu, sigma, grid=grid).item())
+
+
+def minimize_over_gaussian(
+    objective,
+    grid: torch.Tensor,
+    *,
+    mu0: float,
+    sigma0: float,
+    max_iter: int = 500,
+    tolerance_grad: float = 1e-12,
+    tolerance_change: float = 1e-15,
+) -> Tuple[float, float]:
+    r"""``(mu, sigma)`` of a local minimum of ``objective(log N(grid; mu, sigma^2))`` by L-BFGS (strong Wolfe line
+    search) over :math:`(\mu, \log\sigma)` from ``(mu0, sigma0)``, in float64: the optimiser every quadrature fit of
+    a Gaussian in the book shares (:func:`fit_reverse_kl`, :func:`genmodels.fgan.fit_gaussian_by_quadrature`)."""
     mu = torch.tensor(float(mu0), dtype=F64, requires_grad=True)
     log_sigma = torch.tensor(math.log(sigma0), dtype=F64, requires_grad=True)
     opt = torch.optim.LBFGS(
         [mu, log_sigma],
         lr=1.0,
         max_iter=max_iter,
-        tolerance_grad=1e-12,
-        tolerance_change=1e-15,
+        tolerance_grad=tolerance_grad,
+        tolerance_change=tolerance_change,
         line_search_fn="strong_wolfe",
     )
 
     def closure():
         opt.zero_grad()
-        loss = kl_on_grid(normal_log_prob(grid, mu, log_sigma.exp()), log_p, grid)
+        loss = objective(normal_log_prob(grid, mu, log_sigma.exp()))
         loss.backward()
         return loss
 
     opt.step(closure)
-    with torch.no_grad():
-        sigma = log_sigma.exp().item()
-        return GaussianFit(mu.item(), sigma, reverse_kl(p, mu.item(), sigma, grid=grid).item())
+    return mu.item(), log_sigma.exp().item()

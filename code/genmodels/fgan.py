@@ -51,7 +51,7 @@ from torch import nn
 
 from .core import UserError, check_choice, check_int, check_positive
 from .distributions import gaussian_kl
-from .divergences import GaussianMixture1D, normal_log_prob
+from .divergences import GaussianMixture1D, minimize_over_gaussian, normal_log_prob
 
 __all__ = [
     "FDivergence",
@@ -844,24 +844,15 @@ def fit_gaussian_by_quadrature(
         _, m, s = parts
         grid = torch.linspace((m - 30 * s).min().item(), (m + 30 * s).max().item(), 24001, dtype=F64)
     log_p = _log_density(target)(grid)
-    mu = torch.tensor(float(mu0), dtype=F64, requires_grad=True)
-    log_sigma = torch.tensor(math.log(sigma0), dtype=F64, requires_grad=True)
-    opt = torch.optim.LBFGS(
-        [mu, log_sigma],
-        lr=1.0,
+    mu, sigma = minimize_over_gaussian(
+        lambda log_q: objective(log_p, log_q, grid),
+        grid,
+        mu0=mu0,
+        sigma0=sigma0,
         max_iter=max_iter,
         tolerance_grad=1e-11,
         tolerance_change=1e-14,
-        line_search_fn="strong_wolfe",
     )
-
-    def closure():
-        opt.zero_grad()
-        loss = objective(log_p, normal_log_prob(grid, mu, log_sigma.exp()), grid)
-        loss.backward()
-        return loss
-
-    opt.step(closure)
     with torch.no_grad():
-        value = objective(log_p, normal_log_prob(grid, mu, log_sigma.exp()), grid)
-    return GaussianFit(mu.item(), log_sigma.exp().item(), value.item())
+        value = objective(log_p, normal_log_prob(grid, mu, sigma), grid)
+    return GaussianFit(mu, sigma, value.item())
