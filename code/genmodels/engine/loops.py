@@ -691,41 +691,68 @@ def train_gan(
     config = replace(config or GANTrainConfig(), **overrides)
     if not isinstance(config, GANTrainConfig):
         raise TypeError("train_gan needs a GANTrainConfig (it has the generator loss and d_steps)")
-    run = _Run(model, data, config, checkpoint, resume, progress)
-    run.data_source = getattr(data, "source", None)
+    return _gan_loop(
+        model,
+        data,
+        config,
+        checkpoint,
+        resume,
+        progress,
+        callback,
+        kind="gan",
+        step=gan_step,
+        sampling=_plain_sampling,
+        data_source=getattr(data, "source", None),
+    )
+
+
+def _plain_sampling(run: "_Run", model: GAN):
+    """A plain GAN's noise for a global batch of n (every rank draws it all and keeps its slice, which equals a
+    single-process run), and its grid of samples from the fixed noise."""
+    noise = lambda n: run.shard(torch.randn(n, model.latent_dim, device=run.device))  # noqa: E731
+    return noise, lambda: model.sample(z=run.fixed_noise)
+
+
+def _gan_loop(
+    model, images, config, checkpoint, resume, progress, callback, *, kind, step, sampling, data_source, labels=None
+):
+    """The loop :func:`train_gan` and :func:`train_cgan` share, around their step (``gan_step`` or ``cgan_step``):
+    groups of ``d_steps`` real batches, the learning-rate schedule, the weight average, checkpoints and exact resume,
+    the history with its saturation events, the epoch callback. ``sampling(run, model)`` returns the noise of a
+    global batch of n (as the step takes it) and the grid of samples from the fixed noise."""
+    run = _Run(model, images, config, checkpoint, resume, progress, labels=labels)
+    run.data_source = data_source
     opt_d = make_adam(
         model.discriminator.parameters(), lr=config.discriminator_lr, betas=config.betas, device=run.device
     )
     opt_g = make_adam(model.generator.parameters(), lr=config.lr, betas=config.betas, device=run.device)
     optimizers = {"discriminator": opt_d, "generator": opt_g}
     if run.resume:
-        run.restore(optimizers, "gan")
+        run.restore(optimizers, kind)
     netG = _wrap(run, model.generator, compile=config.compile)
     netD = _wrap(run, model.discriminator, compile=config.compile)
     names = ("d_loss", "g_loss", "d_real", "d_fake", "g_grad_norm")
     pending: Dict[str, List[torch.Tensor]] = {n: [] for n in names}
     steps_per_epoch = math.ceil(len(run.batches) / config.d_steps)  # the last group may hold fewer batches
-
-    def global_noise(n: int) -> torch.Tensor:
-        """z for a global batch of n; every rank draws it all and keeps its slice (= a single-process run)."""
-        return run.shard(torch.randn(n, model.latent_dim, device=run.device))
+    global_noise, sample_fixed = sampling(run, model)
+    shard = (lambda b: run.shard(b)) if labels is None else (lambda b: (run.shard(b[0]), run.shard(b[1])))
 
     model.train()
     while run.batches.epoch < config.num_epochs:
         epoch = run.batches.epoch
         start, bar = time.perf_counter(), run.bar(epoch, config.num_epochs)
         first_step = epoch * steps_per_epoch  # generator steps in earlier epochs
-        group: List[torch.Tensor] = []
-        for x in run.batches:
-            group.append(run.shard(x))
+        group: list = []
+        for batch in run.batches:  # x, or (x, y) with labels
+            group.append(shard(batch))
             if len(group) < config.d_steps and run.batches.epoch == epoch:  # (the epoch advances after its last batch)
                 continue
-            noise = functools.partial(global_noise, x.shape[0])
+            noise = functools.partial(global_noise, (batch if labels is None else batch[0]).shape[0])
             if config.lr_schedule != "constant":
                 factor = scheduled_lr(config, run.step, config.num_epochs * steps_per_epoch) / config.lr
                 _set_lr([opt_g], factor * config.lr)
                 _set_lr([opt_d], factor * config.discriminator_lr)
-            stats = gan_step(
+            stats = step(
                 netG, netD, group, noise, opt_d, opt_g, loss=config.loss, real_label=1.0 - config.label_smoothing
             )
             model.update_ema()
@@ -744,7 +771,7 @@ def train_gan(
         summary = {n: float(np.mean(run.history.steps[n][first_step:])) for n in names if run.history.steps.get(n)}
         count = _report_saturation(run, config, epoch, first_step)
         run.history.log_epoch(**summary, saturated_steps=count, seconds=seconds)
-        run.history.samples.append(_to_uint8(model.sample(z=run.fixed_noise)))
+        run.history.samples.append(_to_uint8(sample_fixed()))
         bar.set_postfix(d=f"{summary.get('d_loss', math.nan):.2f}", g=f"{summary.get('g_loss', math.nan):.2f}")
         bar.close()
         if callback is not None:  # before the checkpoint: a run killed in between redoes (and re-reports) the epoch
@@ -1120,67 +1147,31 @@ def train_cgan(
     if not isinstance(config, GANTrainConfig):
         raise TypeError("train_cgan needs a GANTrainConfig (it has the generator loss and d_steps)")
     images, labels = _labelled(data, model.num_classes, "data")
-    run = _Run(model, images, config, checkpoint, resume, progress, labels=labels)
-    run.data_source = getattr(data, "source", None)
-    opt_d = make_adam(
-        model.discriminator.parameters(), lr=config.discriminator_lr, betas=config.betas, device=run.device
+
+    def sampling(run: "_Run", model: CGAN):
+        """(z, y') for a global batch of n, y' from the training set's class frequencies (every rank draws it all
+        and keeps its slice); the grid of samples: the fixed noise with the labels 0, 1, ..., K-1, 0, 1, ..."""
+        class_freq = torch.bincount(labels, minlength=model.num_classes).float().to(run.device)  # p(y), unnormalised
+        fixed_labels = torch.arange(config.num_samples, device=run.device) % model.num_classes
+
+        def noise(n: int) -> Tuple[torch.Tensor, torch.Tensor]:
+            z = torch.randn(n, model.latent_dim, device=run.device)
+            y = torch.multinomial(class_freq, n, replacement=True)
+            return run.shard(z), run.shard(y)
+
+        return noise, lambda: model.sample(z=run.fixed_noise, y=fixed_labels)
+
+    return _gan_loop(
+        model,
+        images,
+        config,
+        checkpoint,
+        resume,
+        progress,
+        callback,
+        kind="cgan",
+        step=cgan_step,
+        sampling=sampling,
+        data_source=getattr(data, "source", None),
+        labels=labels,
     )
-    opt_g = make_adam(model.generator.parameters(), lr=config.lr, betas=config.betas, device=run.device)
-    optimizers = {"discriminator": opt_d, "generator": opt_g}
-    if run.resume:
-        run.restore(optimizers, "cgan")
-    netG = _wrap(run, model.generator, compile=config.compile)
-    netD = _wrap(run, model.discriminator, compile=config.compile)
-    names = ("d_loss", "g_loss", "d_real", "d_fake", "g_grad_norm")
-    pending: Dict[str, List[torch.Tensor]] = {n: [] for n in names}
-    steps_per_epoch = math.ceil(len(run.batches) / config.d_steps)  # the last group may hold fewer batches
-    class_freq = torch.bincount(labels, minlength=model.num_classes).float().to(run.device)  # p(y), unnormalised
-    fixed_labels = torch.arange(config.num_samples, device=run.device) % model.num_classes
-
-    def global_noise(n: int) -> Tuple[torch.Tensor, torch.Tensor]:
-        """(z, y') for a global batch of n; every rank draws it all and keeps its slice (= a single-process run)."""
-        z = torch.randn(n, model.latent_dim, device=run.device)
-        y = torch.multinomial(class_freq, n, replacement=True)
-        return run.shard(z), run.shard(y)
-
-    model.train()
-    while run.batches.epoch < config.num_epochs:
-        epoch = run.batches.epoch
-        start, bar = time.perf_counter(), run.bar(epoch, config.num_epochs)
-        first_step = epoch * steps_per_epoch  # generator steps in earlier epochs
-        group: List[Tuple[torch.Tensor, torch.Tensor]] = []
-        for x, y in run.batches:
-            group.append((run.shard(x), run.shard(y)))
-            if len(group) < config.d_steps and run.batches.epoch == epoch:  # (the epoch advances after its last batch)
-                continue
-            noise = functools.partial(global_noise, x.shape[0])
-            if config.lr_schedule != "constant":
-                factor = scheduled_lr(config, run.step, config.num_epochs * steps_per_epoch) / config.lr
-                _set_lr([opt_g], factor * config.lr)
-                _set_lr([opt_d], factor * config.discriminator_lr)
-            stats = cgan_step(
-                netG, netD, group, noise, opt_d, opt_g, loss=config.loss, real_label=1.0 - config.label_smoothing
-            )
-            model.update_ema()
-            bar.update(len(group))
-            group = []
-            run.step += 1
-            for name in names:
-                pending[name].append(stats[name])
-            if run.step % 50 == 0:
-                bar.set_postfix(d=f"{stats['d_loss'].item():.2f}", g=f"{stats['g_loss'].item():.2f}")
-            if config.checkpoint_every and run.step % config.checkpoint_every == 0:
-                run.flush(pending)
-                run.save(optimizers)
-        run.flush(pending)
-        seconds = time.perf_counter() - start
-        summary = {n: float(np.mean(run.history.steps[n][first_step:])) for n in names if run.history.steps.get(n)}
-        count = _report_saturation(run, config, epoch, first_step)
-        run.history.log_epoch(**summary, saturated_steps=count, seconds=seconds)
-        run.history.samples.append(_to_uint8(model.sample(z=run.fixed_noise, y=fixed_labels)))
-        bar.set_postfix(d=f"{summary.get('d_loss', math.nan):.2f}", g=f"{summary.get('g_loss', math.nan):.2f}")
-        bar.close()
-        if callback is not None:  # before the checkpoint: a run killed in between redoes (and re-reports) the epoch
-            callback(epoch, run.history)
-        run.save(optimizers)
-    return run.history
