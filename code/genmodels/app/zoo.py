@@ -105,6 +105,13 @@ class ZooSpec:
     non-saturating loss, batch 128, and the book's recipe (:data:`~genmodels.gan.DCGAN_RECIPE`: spectral norm in
     the discriminator, Adam 4e-4 (0.5, 0.999), samples from the generator's weight average).
 
+    Conditional models (``cvae-d2``, ``cvae-d20``: the VAE with the class one-hot into encoder and decoder;
+    ``cgan``: the DCGAN with a projection discriminator) are scored like their unconditional kin, with the class
+    asked for: a CVAE on :math:`-\log p(x \mid y)` with each test digit's label; their samples (classes 0..9 in
+    equal shares) also get the share the classifier puts in the class asked for (``accuracy`` and
+    ``accuracy_per_class``). The VQ-VAE (``vqvae``) gets its test reconstruction, codebook perplexity and dead
+    codes, and the FCD of samples through the independent prior over codes fitted to the training digits.
+
     ``seed`` seeds the run (initialisation, data order, noise); the entries that differ only in it
     (``dcgan-s0`` ... ``dcgan-s2``, ``vae-d20`` and ``vae-d20-s1``, ``vae-d20-s2``) give the spread over
     seeds. ``fcd_every``: every this many epochs, measure the Fréchet classifier distance and the classes
@@ -156,6 +163,7 @@ VAE_TRAIN = {"lr_schedule": "cosine"}  # Adam 1e-3 decayed to 0: the last epochs
 # along a cosine over 25 epochs: that flattened the curve but cost quality (FCD 136.5 against 115.1 at a constant
 # rate after the same 25 epochs), so the zoo keeps the rate constant and says how far the curve still falls.
 DCGAN_EPOCHS = 30
+CGAN_EPOCHS = 20  # ~45 min on one CPU thread; compared with the DCGANs' curves at the same epoch
 
 
 def _specs() -> Dict[str, ZooSpec]:
@@ -205,6 +213,31 @@ def _specs() -> Dict[str, ZooSpec]:
             seed=seed,
             fcd_every=1,
         )
+    # The conditional-models chapter: the baseline VAE with the class as a second input, with a 2-D code and a
+    # 20-D one (the 20-D code can carry the class itself), and the DCGAN chapter's network with a projection
+    # discriminator, trained like dcgan-s0 (its curve gives the DCGAN at the same epoch).
+    for d in (2, 20):
+        specs[f"cvae-d{d}"] = ZooSpec(
+            f"cvae-d{d}",
+            "cvae",
+            {"latent_dim": d, "hidden_dim": 400, "depth": 1, "num_classes": 10},
+            {"quick": 5, "full": 50},
+            VAE_TRAIN,
+            eval_k=(1, 100),
+        )
+    specs["cgan"] = ZooSpec(
+        "cgan",
+        "cgan",
+        {"latent_dim": 100, "channels": 64, "num_classes": 10, **DCGAN_RECIPE["model"]},
+        {"quick": 2, "full": CGAN_EPOCHS},
+        dict(DCGAN_RECIPE["train"]),
+        fcd_every=5,
+    )
+    # The VQ-VAE chapter: 128 codes of size 16 on a 7x7 grid, EMA codebook with dead-code restarts (the
+    # restarts are what keeps the codebook in use: the chapter measures it).
+    specs["vqvae"] = ZooSpec(
+        "vqvae", "vqvae", {"num_codes": 128, "code_dim": 16, "channels": 32}, {"quick": 3, "full": 20}
+    )
     for d in GAN_LATENT_SIZES:
         specs[f"gan-d{d}"] = ZooSpec(
             f"gan-d{d}",
@@ -383,7 +416,7 @@ def _verified_load(entry: Dict[str, Any], name: str, device) -> nn.Module:
             f"{entry['sha256'][:16]}... The file is corrupt or was replaced, so it is not loaded. {remedy}"
         )
     s = spec(name)
-    model = load_checkpoint(path, map_location=device, kind=s.kind, latent_dim=s.model_config["latent_dim"])
+    model = load_checkpoint(path, map_location=device, kind=s.kind, latent_dim=s.model_config.get("latent_dim"))
     model.zoo_info = {k: v for k, v in entry.items() if k != "path"} | {"name": name, "path": str(path)}
     return model
 
@@ -466,7 +499,12 @@ def _evaluate_vae(model: nn.Module, test_images, s: "ZooSpec", budget: str) -> D
     from ..engine.loops import estimate_nll, evaluate_vae
 
     x = test_images[0] if isinstance(test_images, tuple) else test_images
-    metrics = evaluate_vae(model, x, k=tuple(s.eval_k))
+    labels = None
+    if s.kind == "cvae":  # scored on -log p(x | y), with the test digits' own labels
+        if not isinstance(test_images, tuple):
+            raise UserError(f"{s.name} is conditional: its test data must be (images, labels), as gm.load_mnist gives")
+        labels = test_images[1]
+    metrics = evaluate_vae(model, x, k=tuple(s.eval_k), labels=labels)
     out = {
         "test_nelbo": metrics["nelbo"],
         "test_recon": metrics["recon"],
@@ -484,10 +522,14 @@ def _evaluate_vae(model: nn.Module, test_images, s: "ZooSpec", budget: str) -> D
     return out
 
 
-def _evaluate_samples(model: nn.Module, test_images, device, n: int = 10_000) -> Dict[str, Any]:
+def _evaluate_samples(model: nn.Module, test_images, device, n: int = 10_000, prior=None) -> Dict[str, Any]:
     """Fréchet classifier distance between ``n`` samples (fixed noise; a VAE's are its Bernoulli means) and ``n``
     random test digits (all of MNIST's 10,000), and the number of digit classes the shipped classifier finds in
-    the samples (at least 2 % each)."""
+    the samples (at least 2 % each).
+
+    A conditional model (``num_classes``) is asked for the classes 0, 1, ..., 9, 0, 1, ... (equal shares, as in
+    the test set within 1.5 %); it also gets its class-conditional ``accuracy`` (the share of samples the
+    classifier gives the class asked for) and ``accuracy_per_class``. A VQ-VAE samples through ``prior``."""
     from ..metrics.classifier import load_classifier
     from ..metrics.coverage import class_histogram, classes_covered
     from ..metrics.frechet import frechet_classifier_distance
@@ -496,12 +538,48 @@ def _evaluate_samples(model: nn.Module, test_images, device, n: int = 10_000) ->
     n = min(n, len(x))
     classifier = load_classifier(device=device)
     g = torch.Generator(device="cpu").manual_seed(1234)
-    z = torch.randn(n, model.latent_dim, generator=g)
-    fakes = model.sample(z=z.to(model.device)).cpu()
+    out: Dict[str, Any] = {}
+    if prior is not None:
+        fakes = model.sample(n, prior=prior, generator=g).cpu()
+    else:
+        z = torch.randn(n, model.latent_dim, generator=g).to(model.device)
+        if hasattr(model, "num_classes"):
+            y = torch.arange(n) % model.num_classes
+            fakes = torch.cat(
+                [model.sample(z=zc, y=yc.to(model.device)).cpu() for zc, yc in zip(z.split(1000), y.split(1000))]
+            )
+            # the classifier's histogram of the samples asked for each class: its diagonal share is the accuracy
+            rows = [class_histogram(fakes[y == k], classifier=classifier) for k in range(model.num_classes)]
+            per_class = [float(row[k]) / float(row.sum()) for k, row in enumerate(rows)]
+            hits = sum(float(row[k]) for k, row in enumerate(rows))
+            out.update(accuracy=hits / n, accuracy_per_class=per_class)
+        else:
+            fakes = model.sample(z=z).cpu()
     reals = x[torch.randperm(len(x), generator=g)[:n]]
     fcd = frechet_classifier_distance(fakes, reals, classifier=classifier)
     hist = class_histogram(fakes, classifier=classifier)
-    return {"fcd": fcd, "fcd_images": n, "classes_covered": classes_covered(hist), "test_data": _describe(test_images)}
+    return {
+        "fcd": fcd,
+        "fcd_images": n,
+        "classes_covered": classes_covered(hist),
+        **out,
+        "test_data": _describe(test_images),
+    }
+
+
+def _evaluate_vqvae(model: nn.Module, train_images, test_images, device) -> Dict[str, Any]:
+    """A VQ-VAE on the test digits (:func:`~genmodels.engine.loops.evaluate_vqvae`: reconstruction in nats,
+    codebook perplexity and dead codes), and the FCD of its samples through the independent prior fitted to the
+    training digits' codes (the simplest prior; the chapter adds an autoregressive one)."""
+    from ..engine.loops import evaluate_vqvae, vqvae_codes
+    from ..vqvae import fit_independent_prior
+
+    x = test_images[0] if isinstance(test_images, tuple) else test_images
+    prior = fit_independent_prior(vqvae_codes(model, train_images), num_codes=model.num_codes)
+    out = evaluate_vqvae(model, x, prior=prior)
+    out.update(test_images=len(x), test_data=_describe(test_images))
+    out["samples_independent_prior"] = _evaluate_samples(model, test_images, device, prior=prior)
+    return out
 
 
 def train(
@@ -528,7 +606,7 @@ def train(
     other's file). Returns the new entries.
     """
     from ..core import pick_device, seed_everything
-    from ..engine.loops import train_gan, train_vae
+    from ..engine.loops import train_cgan, train_cvae, train_gan, train_vae, train_vqvae
     from ..engine.sources import load_mnist
 
     if budget not in BUDGETS:
@@ -572,10 +650,12 @@ def train(
 
         loop = dict(callback=measure, checkpoint=partial.checkpoint, resume=True, **settings)
         try:
-            if s.kind == "vae":
-                history = train_vae(model, data, test_data=curve_data, **loop)
+            if s.kind in ("vae", "cvae"):
+                history = (train_vae if s.kind == "vae" else train_cvae)(model, data, test_data=curve_data, **loop)
+            elif s.kind == "vqvae":
+                history = train_vqvae(model, data, **loop)
             else:
-                history = train_gan(model, data, **loop)
+                history = (train_gan if s.kind == "gan" else train_cgan)(model, data, **loop)
         except OSError as err:
             if not partial.checkpoint.exists():  # nothing to resume from: leave the folder as it was
                 partial.remove()
@@ -592,8 +672,13 @@ def train(
         evaluated = s.build()
         evaluated.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in small.state_dict().items()})
         evaluated.to(device).eval()
-        if s.kind == "gan":
+        if s.kind in ("gan", "cgan"):
             metrics = _evaluate_samples(evaluated, test_data, device)
+        elif s.kind == "vqvae":
+            metrics = _evaluate_vqvae(evaluated, data, test_data, device)
+        elif s.kind == "cvae":
+            metrics = _evaluate_vae(evaluated, test_data, s, budget)
+            metrics["samples"] = _evaluate_samples(evaluated, test_data, device)
         else:
             metrics = _evaluate_vae(evaluated, test_data, s, budget)
             if s.fcd_every:  # the samples' distance too, for the comparison with GANs
@@ -616,7 +701,7 @@ def train(
                     "train_data": _describe(data),
                     "metrics": metrics,
                     **({"curve": curve} if curve else {}),
-                    **({"events": list(history.events)} if s.kind == "gan" else {}),
+                    **({"events": list(history.events)} if s.kind in ("gan", "cgan") else {}),
                     "package_version": __version__,
                     "torch_version": torch.__version__.split("+")[0],
                 },
