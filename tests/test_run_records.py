@@ -22,6 +22,7 @@ NOT_YET_RECORDED = {
     "book/quickstart.ipynb",
     "book/vae/vae-mnist.ipynb",
     "book/vae/latent-usage.ipynb",
+    "book/vae/vq-vae.ipynb",
     "book/gan/saturation.ipynb",
 }
 
