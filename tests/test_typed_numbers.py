@@ -340,6 +340,11 @@ ALLOWED: dict[str, dict[str, str]] = {
         "information on the 60,000 training digits": MNIST,
         "On 60,000 digits the ceiling": MNIST,
     },
+    "book/vae/vq-vae.ipynb": {
+        "the 60,000 MNIST training digits and the 10,000 test digits": MNIST,
+        "before training (epoch 0)": "a constant: epoch 0 is the untrained model, before any update",
+        "in at least 2 % of them": "a setting: the threshold of `gm.classes_covered`",
+    },
     "book/vae/gaussian-kl.ipynb": {
         "as 100,000 draws show": "a setting of the cell below: its number of draws",
         "on 10,000 random pairs of Gaussians": "a setting of the check cell (its sample size)",
