@@ -235,9 +235,9 @@ def _specs() -> Dict[str, ZooSpec]:
     )
     # The VQ-VAE chapter: 128 codes of size 16 on a 7x7 grid, EMA codebook with dead-code restarts (the
     # restarts are what keeps the codebook in use: the chapter measures it).
-    specs["vqvae"] = ZooSpec(
-        "vqvae", "vqvae", {"num_codes": 128, "code_dim": 16, "channels": 32}, {"quick": 3, "full": 20}
-    )
+    vq = {"num_codes": 128, "code_dim": 16, "channels": 32, "beta": 0.25, "codebook_update": "ema"}
+    vq.update(ema_decay=0.99, restart_dead_codes=True, restart_after=100)
+    specs["vqvae"] = ZooSpec("vqvae", "vqvae", vq, {"quick": 3, "full": 20})
     for d in GAN_LATENT_SIZES:
         specs[f"gan-d{d}"] = ZooSpec(
             f"gan-d{d}",
