@@ -23,6 +23,7 @@ NOT_YET_RECORDED = {
     "book/vae/vae-mnist.ipynb",
     "book/vae/latent-usage.ipynb",
     "book/gan/saturation.ipynb",
+    "book/comparison/conditional.ipynb",
 }
 
 
