@@ -375,9 +375,14 @@ def widget_state(notebook):
 
 
 @pytest.mark.parametrize(
-    "notebook,name", [("book/vae/vae-mnist.ipynb", "gm-latent-size"), ("book/gan/dcgan-mnist.ipynb", "gm-latent-size")]
+    "notebook,name",
+    [
+        ("book/vae/vae-mnist.ipynb", "gm-latent-size"),
+        ("book/gan/dcgan-mnist.ipynb", "gm-latent-size"),
+        ("book/comparison/conditional.ipynb", "gm-class-explorer"),
+    ],
 )
-def test_chapters_embed_a_static_latent_size_explorer(notebook, name):
+def test_chapters_embed_a_static_explorer(notebook, name):
     state = widget_state(notebook)
     boxes = [m for m in state.values() if name in m["state"].get("_dom_classes", [])]
     assert boxes, f"{notebook} stores no {name} widget: run `make notebooks NOTEBOOKS={notebook}`"
