@@ -355,6 +355,16 @@ ALLOWED: dict[str, dict[str, str]] = {
         "MLP VAE (784–400–20": VAE_MLP,
         "over 100 separate samples": "a setting of the cell (the baseline's sample size)",
     },
+    "book/comparison/conditional.ipynb": {
+        '"draw a 7" gives 7s': "an example: the label asked of a model, not a result",
+        '"draw a 7" give 7s': "an example: the label asked of a model, not a result",
+        "whether a sample is a 7, not whether the 7s look like the test set's 7s": "an example: a label, not a result",
+        "one perfect 7 for every request": "an example: a label, not a result",
+        "uses the 60,000 MNIST training digits": MNIST,
+        "and the 10,000 test digits": MNIST,
+        "back to the 5,000-digit subset": SUBSET,
+        "0 for even classes": "a constant of the derivation: the KL of a distribution to itself",
+    },
     "book/comparison/vae-vs-gan.ipynb": {
         "each trained on the 60,000 MNIST training digits": MNIST,
         "(latent size 20, Bernoulli decoder": "network size: the convolutional VAE's latent size",

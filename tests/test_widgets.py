@@ -161,7 +161,7 @@ def test_live_explorer_renders_once_then_on_every_move():
     assert view_images(e._view.box) == [b"2-y"] and view_text(e._view.box) == "a=2 b=y"
 
 
-# --- the four widgets ------------------------------------------------------------------------------
+# --- the widgets ------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("mode", ["live", "static"])
@@ -250,6 +250,98 @@ def test_vae_interpolation_walks_between_two_typical_test_digits_codes(vaes, mni
     assert e.specs[0].options[0][0] == "a typical 3 → a typical 8"
 
 
+# --- the class explorer: both conditional models asked for one digit ----------------------------------
+
+
+@pytest.fixture(scope="module")
+def conditional_models():
+    torch.manual_seed(0)
+    return gm.CVAE(latent_dim=3, hidden_dim=16).eval(), gm.CGAN(latent_dim=6, channels=4).eval()
+
+
+def png_pixels(data: bytes, scale: int = 2) -> torch.Tensor:
+    """The grey levels of a widget picture, one per original pixel (the picture is enlarged ``scale`` times)."""
+    return torch.from_numpy(np.array(Image.open(io.BytesIO(data))))[::scale, ::scale]
+
+
+def grid_pixels(images: torch.Tensor) -> torch.Tensor:
+    """The grey levels :func:`widgets.png` writes for ``images`` in a grid of four columns."""
+    return (image_grid(images, nrow=4, pad_value=0.5).clamp(0, 1) * 255).round().to(torch.uint8)
+
+
+def test_class_explorer_shows_each_models_samples_of_the_chosen_digit_from_fixed_noise(conditional_models):
+    cvae, cgan = conditional_models
+    e = widgets.class_explorer(cvae, cgan, draws=3, n_images=8, seed=5, mode="static")
+    views = leaves(e.widget.children[-1])
+    assert len(views) == 10 * 3  # one frame per (digit, draw)
+    shown = {}
+    for view, (digit, draw) in zip(views, itertools.product(range(10), range(3))):
+        pictures = view_images(view)
+        assert len(pictures) == 2
+        for name, model, picture in (("CVAE", cvae, pictures[0]), ("CGAN", cgan, pictures[1])):
+            z = torch.randn(8, model.latent_dim, generator=torch.Generator().manual_seed(5 + draw))
+            images = model.sample(z=z, y=torch.full((8,), digit))  # the same noise, asked for this digit
+            torch.testing.assert_close(png_pixels(picture), grid_pixels(images), rtol=0, atol=0)
+            shown[name, digit, draw] = png_pixels(picture)
+        counts = [
+            int(gm.class_histogram(m.sample(z=z_, y=digit))[digit])
+            for m, z_ in (
+                (cvae, torch.randn(8, 3, generator=torch.Generator().manual_seed(5 + draw))),
+                (cgan, torch.randn(8, 6, generator=torch.Generator().manual_seed(5 + draw))),
+            )
+        ]
+        text = view_text(view)
+        assert f"digit <b>{digit}</b>, noise draw {draw + 1} of 3" in text
+        assert f"reads <b>{counts[0]}</b> of the CVAE's 8 and <b>{counts[1]}</b> of the CGAN's 8 as {digit}s" in text
+    # the label changes the pictures (same noise, another digit), and so does the noise (same digit, another draw)
+    for name in ("CVAE", "CGAN"):
+        assert not torch.equal(shown[name, 3, 0], shown[name, 8, 0])
+        assert not torch.equal(shown[name, 3, 0], shown[name, 3, 1])
+
+
+def test_class_explorer_static_structure_is_small_and_linked(conditional_models):
+    cvae, cgan = conditional_models
+    e = widgets.class_explorer(cvae, cgan, draws=2, n_images=8, mode="static")
+    outer = e.widget.children[-1]
+    assert isinstance(outer, ipywidgets.Stack) and len(outer.children) == 10 and outer.selected_index == 7
+    assert all(isinstance(c, ipywidgets.Stack) and len(c.children) == 2 for c in outer.children)
+    assert isinstance(e.controls["digit"], ipywidgets.ToggleButtons)
+    assert isinstance(e.controls["draw"], ipywidgets.SelectionSlider)
+    sources = [link.source[0] for link in e.links]
+    assert len(e.links) == 11 and sources.count(e.controls["digit"]) == 1 and sources.count(e.controls["draw"]) == 10
+    assert all(link.source[1] == "index" and link.target[1] == "selected_index" for link in e.links)
+    assert {"gm-widget", "gm-class-explorer"} <= set(e.widget._dom_classes)
+    views = leaves(outer)
+    assert len({id(v.layout) for v in views}) == 1  # the frames share one layout model
+    for view in views:  # two 4 x 2 grids of 28 x 28 digits (2-pixel padding), enlarged twice: small pictures
+        for picture in view_images(view):
+            assert Image.open(io.BytesIO(picture)).size == (2 * (4 * 30 + 2), 2 * (2 * 30 + 2))
+    assert sum(len(v.value) for v in views) < 20 * 30_000
+
+
+def test_class_explorer_live_redraws_on_every_move(conditional_models):
+    cvae, cgan = conditional_models
+    e = widgets.class_explorer(cvae, cgan, draws=2, n_images=4, mode="live")
+    assert e.frames_rendered == 1 and not e.links
+    e.controls["digit"].index = 2
+    e.controls["draw"].index = 1
+    z = torch.randn(4, 6, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(
+        png_pixels(view_images(e._view.box)[1]), grid_pixels(cgan.sample(z=z, y=2)), rtol=0, atol=0
+    )
+    assert "digit <b>2</b>, noise draw 2 of 2" in view_text(e._view.box)
+
+
+def test_class_explorer_refuses_a_model_that_is_not_conditional(conditional_models, vaes, gans):
+    cvae, cgan = conditional_models
+    with pytest.raises(gm.UserError, match=r"cvae must be a conditional model, a gm.CVAE .* got VAE"):
+        widgets.class_explorer(vaes[2], cgan, mode="live")
+    with pytest.raises(gm.UserError, match=r"cgan must be a conditional model, a gm.CGAN .* got GAN"):
+        widgets.class_explorer(cvae, gans[2], mode="live")
+    with pytest.raises(gm.UserError, match="got CGAN"):  # the two swapped
+        widgets.class_explorer(cgan, cvae, mode="live")
+
+
 def test_training_panel_trains_with_a_progress_bar_then_shows_samples(mnist_test):
     x, y = mnist_test
     panel = widgets.training_panel(data=(x[:128], y[:128]), test_data=(x[:100], y[:100]), mode="live", device="cpu")
@@ -283,9 +375,14 @@ def widget_state(notebook):
 
 
 @pytest.mark.parametrize(
-    "notebook,name", [("book/vae/vae-mnist.ipynb", "gm-latent-size"), ("book/gan/dcgan-mnist.ipynb", "gm-latent-size")]
+    "notebook,name",
+    [
+        ("book/vae/vae-mnist.ipynb", "gm-latent-size"),
+        ("book/gan/dcgan-mnist.ipynb", "gm-latent-size"),
+        ("book/comparison/conditional.ipynb", "gm-class-explorer"),
+    ],
 )
-def test_chapters_embed_a_static_latent_size_explorer(notebook, name):
+def test_chapters_embed_a_static_explorer(notebook, name):
     state = widget_state(notebook)
     boxes = [m for m in state.values() if name in m["state"].get("_dom_classes", [])]
     assert boxes, f"{notebook} stores no {name} widget: run `make notebooks NOTEBOOKS={notebook}`"

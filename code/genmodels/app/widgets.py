@@ -1,6 +1,6 @@
 r"""Widgets for playing with the trained models: live in a kernel, and still alive in the static HTML book.
 
-Four widgets, each a function that returns an :class:`Explorer` (display it as the last expression of a cell):
+Five widgets, each a function that returns an :class:`Explorer` (display it as the last expression of a cell):
 
 * :func:`latent_size_explorer`: a slider over latent sizes 2 ... 64; for the VAE it shows samples from the
   prior, reconstructions of fixed test digits and the test negative ELBO with its parts, for the GAN
@@ -8,6 +8,8 @@ Four widgets, each a function that returns an :class:`Explorer` (display it as t
 * :func:`latent_navigator`: two sliders move :math:`z` in the 2-D VAE's latent space and show the decoded digit;
 * :func:`interpolation_explorer`: a slider walks the straight line (and, for Gaussian noise, the spherical
   path) between two test digits' codes or two noise vectors;
+* :func:`class_explorer`: a class selector and a slider over fixed noise draws show the conditional VAE's and
+  the conditional GAN's samples of the chosen digit side by side, with the classifier's reading of them;
 * :func:`training_panel`: latent size, epochs and loss, a Train button with a progress bar, then the new
   samples (needs a kernel).
 
@@ -52,6 +54,7 @@ __all__ = [
     "latent_size_explorer",
     "latent_navigator",
     "interpolation_explorer",
+    "class_explorer",
     "training_panel",
     "TrainingPanel",
     "time_widgets",
@@ -596,6 +599,97 @@ def interpolation_explorer(
         "line with the spherical path: watch the norm in the middle."
     )
     return Explorer(controls, frame, mode=mode, name=f"interpolation-{family}", header=header)
+
+
+def _conditional_model(model, role: str, zoo_name: str, kind, device, progress: bool):
+    """``model`` checked to be the conditional model ``kind`` (a zoo name is loaded; ``None`` loads ``zoo_name``)."""
+    if model is None or isinstance(model, str):
+        from . import zoo
+
+        model = zoo.load(model or zoo_name, device=device, progress=progress)
+    if not isinstance(model, kind):
+        raise UserError(
+            f"{role} must be a conditional model, a gm.{kind.__name__} (e.g. gm.zoo.load({zoo_name!r})), got "
+            f"{type(model).__name__}: an unconditional model cannot be asked for a class. For an unconditional "
+            "model use latent_size_explorer or interpolation_explorer."
+        )
+    return model.eval()
+
+
+def class_explorer(
+    cvae=None,
+    cgan=None,
+    *,
+    draws: int = 4,
+    n_images: int = 8,
+    seed: int = 0,
+    classifier=None,
+    mode: str = "auto",
+    device="cpu",
+    progress: bool = True,
+) -> Explorer:
+    r"""Ask both conditional models for one digit: a class selector (0 ... 9) and a slider over ``draws`` fixed
+    noise draws; the frame shows ``n_images`` samples of the chosen digit from the conditional VAE and as many
+    from the conditional GAN, side by side, and how many of each the book's classifier reads as that digit.
+
+    Draw ``j`` is the same codes for every class: :math:`z \sim \mathcal N(0, I)` drawn with seed ``seed + j``
+    (``n_images`` rows of the model's latent size), so moving the class selector changes only the label and
+    moving the slider changes only the noise. The CVAE's pictures are its Bernoulli means
+    :math:`\sigma(a(z, y))` (:meth:`~genmodels.conditional.CVAE.sample`), the CGAN's its generator's images
+    (:meth:`~genmodels.conditional.CGAN.sample`).
+
+    ``cvae`` (a :class:`~genmodels.conditional.CVAE`) and ``cgan`` (a :class:`~genmodels.conditional.CGAN`)
+    default to the zoo's ``cvae-d2`` and ``cgan`` (a zoo name may be given instead); anything else raises a
+    :class:`~genmodels.core.UserError`. ``classifier`` defaults to the shipped one. Static mode renders
+    ``10 * draws`` frames.
+    """
+    from ..conditional import CGAN, CVAE
+    from ..core import check_int
+    from ..metrics.coverage import class_histogram
+
+    check_int("draws", draws)
+    check_int("n_images", n_images)
+    cvae = _conditional_model(cvae, "cvae", "cvae-d2", CVAE, device, progress)
+    cgan = _conditional_model(cgan, "cgan", "cgan", CGAN, device, progress)
+    if cvae.num_classes != cgan.num_classes:
+        raise UserError(f"the CVAE knows {cvae.num_classes} classes and the CGAN {cgan.num_classes}: they must agree")
+    num_classes = cvae.num_classes
+
+    def read_as(images: torch.Tensor, digit: int) -> int:
+        if num_classes > 10:  # the classifier knows the ten digits only
+            return -1
+        return int(class_histogram(images, classifier=classifier, device=device)[digit])
+
+    def frame(digit: int, draw: int) -> Frame:
+        panels, counts = [], []
+        for name, model in (("CVAE", cvae), ("CGAN", cgan)):
+            z = _noise(n_images, model.latent_dim, seed + draw).to(model.device)
+            images = model.sample(z=z, y=digit).cpu()
+            panels.append(Panel(f"{name} ({model.latent_dim}-D code), asked for a {digit}", png(images, nrow=4)))
+            counts.append(read_as(images, digit))
+        text = f"digit <b>{digit}</b>, noise draw {draw + 1} of {draws}"
+        if min(counts) >= 0:
+            text += (
+                f": the classifier reads <b>{counts[0]}</b> of the CVAE's {n_images} and <b>{counts[1]}</b> of the "
+                f"CGAN's {n_images} as {digit}s"
+            )
+        return Frame(panels, text)
+
+    controls = [
+        Control(
+            "digit",
+            "digit y",
+            tuple((str(k), k) for k in range(num_classes)),
+            kind="toggle",
+            index=min(7, num_classes - 1),
+        ),
+        Control("draw", "noise draw", tuple((str(j + 1), j) for j in range(draws))),
+    ]
+    header = (
+        "<b>Draw a digit.</b> Pick the class; the slider picks one of a few fixed noise draws. Each draw is the "
+        "same noise for every class, so changing the class keeps the noise and changes only the label."
+    )
+    return Explorer(controls, frame, mode=mode, name="class-explorer", header=header)
 
 
 def training_panel(
