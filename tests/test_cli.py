@@ -318,8 +318,13 @@ def test_zoo_list_and_verify_cover_the_shipped_set(capsys):
         assert f"{name} " in out
     line = lambda name: next(x for x in out.splitlines() if x.startswith(f"{name} "))
     assert line("dcgan-s1").endswith(", seed 1") and not line("dcgan-s0").endswith("seed 0")
-    fcd = zoo.read_manifest(zoo.SHIPPED_DIR)["vae-d20-s2"]["metrics"]["samples"]["fcd"]
+    shipped = zoo.read_manifest(zoo.SHIPPED_DIR)
+    fcd = shipped["vae-d20-s2"]["metrics"]["samples"]["fcd"]
     assert f"samples FCD {fcd:.0f}" in line("vae-d20-s2")
+    vq = shipped["vqvae"]["metrics"]
+    assert f"codebook perplexity {vq['perplexity']:.1f}, {vq['dead_codes']} dead codes" in line("vqvae")
+    assert f"class accuracy {100 * shipped['cgan']['metrics']['accuracy']:.1f} %" in line("cgan")
+    assert f"class accuracy {100 * shipped['cvae-d2']['metrics']['samples']['accuracy']:.1f} %" in line("cvae-d2")
     total = sum(e["bytes"] for e in zoo.read_manifest(zoo.SHIPPED_DIR).values())
     assert f"total {total / 1e6:.2f} MB" in out
     assert main(["zoo", "verify"]) == 0

@@ -722,11 +722,17 @@ def _zoo(args) -> int:
             total += entry["bytes"]
             where = "shipped" if Path(entry["path"]).parent == zoo.SHIPPED_DIR else "cache"
             m = entry["metrics"]
-            numbers = (
-                f"test -ELBO {m['test_nelbo']:.1f} (recon {m['test_recon']:.1f} + KL {m['test_kl']:.1f})"
-                if "test_nelbo" in m
-                else f"FCD {m['fcd']:.0f}, {m['classes_covered']}/10 classes"
-            )
+            if "test_nelbo" in m:
+                numbers = f"test -ELBO {m['test_nelbo']:.1f} (recon {m['test_recon']:.1f} + KL {m['test_kl']:.1f})"
+            elif "perplexity" in m:  # a VQ-VAE
+                numbers = (
+                    f"test recon {m['recon']:.1f} nats, codebook perplexity {m['perplexity']:.1f}, "
+                    f"{m['dead_codes']} dead codes, FCD {m['samples_independent_prior']['fcd']:.0f} (independent prior)"
+                )
+            else:
+                numbers = f"FCD {m['fcd']:.0f}, {m['classes_covered']}/10 classes"
+            if "accuracy" in m or "accuracy" in m.get("samples", {}):  # a conditional model
+                numbers += f", class accuracy {100 * m.get('samples', m)['accuracy']:.1f} %"
             if "nll" in m:
                 nll = m["nll"]
                 numbers += f", -L{nll['k']} {nll['nll']:.2f} ± {nll['se']:.2f} ({nll['images']:,} digits)"
