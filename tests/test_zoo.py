@@ -385,25 +385,31 @@ def test_train_refuses_an_unknown_budget_or_name(isolated):
         zoo.train(["vae-d4"], out_dir=isolated)
 
 
-# --- the conditional models and the VQ-VAE ---------------------------------------------------------
-
-
-def test_a_conditional_gan_records_the_class_accuracy_its_samples_get_from_the_classifier(isolated, subset):
-    train, test = subset
+def trained_into_cache(name, train, test, n=256):
+    """``name`` trained with the quick budget on the first ``n`` digits into the (isolated) cache: its manifest
+    entry and the model loaded back from the stored file."""
     entry = zoo.train(
-        ["cgan"],
+        [name],
         out_dir=zoo.cache_dir(),
         content_addressed=True,
         budget="quick",
         device="cpu",
         progress=False,
-        data=tiny(train, 128),
-        test_data=tiny(test, 128),
-    )["cgan"]
+        data=tiny(train, n),
+        test_data=tiny(test, n),
+    )[name]
+    return entry, zoo.load(name, train_if_missing=False)
+
+
+# --- the conditional models and the VQ-VAE ---------------------------------------------------------
+
+
+def test_a_conditional_gan_records_the_class_accuracy_its_samples_get_from_the_classifier(isolated, subset):
+    train, test = subset
+    entry, model = trained_into_cache("cgan", train, test, 128)
     m = entry["metrics"]
     assert m["fcd_images"] == 128 and len(m["accuracy_per_class"]) == 10
     # Recompute by hand from the stored file: the same noise, classes 0..9 in turn, the classifier's argmax.
-    model = zoo.load("cgan", train_if_missing=False)
     assert model.zoo_info["sha256"] == entry["sha256"]
     g = torch.Generator().manual_seed(1234)
     z = torch.randn(128, model.latent_dim, generator=g)
@@ -418,18 +424,8 @@ def test_a_conditional_gan_records_the_class_accuracy_its_samples_get_from_the_c
 
 def test_a_conditional_vae_is_scored_on_log_p_of_x_given_its_own_label(isolated, subset):
     train, test = subset
-    entry = zoo.train(
-        ["cvae-d2"],
-        out_dir=zoo.cache_dir(),
-        content_addressed=True,
-        budget="quick",
-        device="cpu",
-        progress=False,
-        data=tiny(train),
-        test_data=tiny(test),
-    )["cvae-d2"]
+    entry, model = trained_into_cache("cvae-d2", train, test)
     m = entry["metrics"]
-    model = zoo.load("cvae-d2", train_if_missing=False)
     again = gm.evaluate_vae(model, test.images[:256], labels=test.labels[:256])
     assert m["test_nelbo"] == pytest.approx(again["nelbo"], rel=1e-6)
     assert m["test_nelbo"] == pytest.approx(m["test_recon"] + m["test_kl"], rel=1e-6)
@@ -441,18 +437,8 @@ def test_a_conditional_vae_is_scored_on_log_p_of_x_given_its_own_label(isolated,
 
 def test_a_vqvae_records_its_codebook_use_as_counted_from_its_codes(isolated, subset):
     train, test = subset
-    entry = zoo.train(
-        ["vqvae"],
-        out_dir=zoo.cache_dir(),
-        content_addressed=True,
-        budget="quick",
-        device="cpu",
-        progress=False,
-        data=tiny(train),
-        test_data=tiny(test),
-    )["vqvae"]
+    entry, model = trained_into_cache("vqvae", train, test)
     m = entry["metrics"]
-    model = zoo.load("vqvae", train_if_missing=False)
     codes = gm.vqvae_codes(model, test.images[:256])
     counts = torch.bincount(codes.flatten(), minlength=model.num_codes).double()
     p = counts[counts > 0] / counts.sum()
