@@ -420,7 +420,7 @@ ALLOWED: dict[str, dict[str, str]] = {
         "snapshot's 2,500 samples": "a setting: the sample size of each snapshot's score",
         "one of the 25 centres": "a constant of the benchmark: the grid's 25 modes",
         "collapse at step 0": "a constant: step 0 is the untrained generator, before any update",
-        "betas (0.5, 0.9), 5 critic steps per generator step, width 64": "a setting: the WGAN-GP recipe of the cell above",
+        "and Adam 1e-4, an earlier run": "a setting of the literature: WGAN-GP's step size (Gulrajani et al.)",
         "on the 60,000 training digits (the data cell prints": MNIST,
         "(10,000 in the published run)": "a setting: `N_MNIST` of the full budget, set in the setup cell",
         "with at least 2 % of the samples": "a setting: the threshold of `gm.classes_covered`",
@@ -428,6 +428,9 @@ ALLOWED: dict[str, dict[str, str]] = {
         "about 67.5 % for … and 99.97 % for": "a constant of the derivation: the Rayleigh law at k = 1.5 and k = 6",
         "(spacing 2,": "a constant of the benchmark: the grid's spacing",
         "for 4× as many steps": "a setting of the exercise",
+        "is 10 in the paper's image experiments": "a setting of the literature: WGAN-GP's penalty weight (Gulrajani et al.)",
+        "2-D toy data uses 0.1": "a setting of the literature: the penalty weight of the WGAN-GP authors' toy-data script",
+        "scored at 21 evenly spaced points": "a setting: the snapshot spacing of the cell below (every twentieth of a run)",
     },
     "book/gan/saturation.ipynb": {
         "the plain 28×28 DCGAN": IMAGE,
