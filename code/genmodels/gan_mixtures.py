@@ -586,7 +586,8 @@ def _job_cost(job: Dict) -> float:
     """A rough relative cost of a job, to schedule the long ones first: the time of a generator step relative to
     the non-saturating GAN's, measured on one CPU thread for three seeds (width 64: WGAN-GP 2.3, unrolled 3.1,
     minibatch 2.8; width 128: PacGAN 1.1-1.6). These networks are too small for time to grow with the square of
-    the width; the square root fits the measurements better."""
+    the width; the square root fits the measurements better, so ``per_step`` holds each method's cost at width
+    128 (the width-64 measurements divided by the square root of 1/2)."""
     method, hidden = job["method"], job.get("hidden_dim", 128)
     per_step = {"wgan_gp": 3.3, "unrolled": 4.4, "minibatch": 4.0, "pacgan": 1.3}.get(method, 1.0)
     return per_step * job.get("steps", 2000) * len(job.get("seeds", (0, 1, 2))) * (hidden / 128) ** 0.5
