@@ -46,6 +46,16 @@ FACTORS = {
     "mbd": ("minibatch discrimination, 50 kernels", {"minibatch_kernels": 50}, {}),
     "sn_lrd4": ("spectral norm in D, and lr 4e-4 for D", {"spectral_norm": True}, {"lr_d": 4e-4}),
     "sn_lr4": ("spectral norm in D, and lr 4e-4 for both", {"spectral_norm": True}, {"lr": 4e-4}),
+    "sn_lr4_dfc": (
+        "SN, lr 4e-4, hidden layer of 512 before D's logit",
+        {"spectral_norm": True, "discriminator_hidden": 512},
+        {"lr": 4e-4},
+    ),
+    "sn_lr4_gfc": (
+        "SN, lr 4e-4, hidden layer of 1024 on G's noise",
+        {"spectral_norm": True, "generator_hidden": 1024},
+        {"lr": 4e-4},
+    ),
     "recipe": (
         "the book's recipe, gm.gan.DCGAN_RECIPE",
         {k: v for k, v in gm.gan.DCGAN_RECIPE["model"].items() if k != "ema"},

@@ -132,6 +132,14 @@ class GANConfig:
         Spectral normalisation (Miyato et al. 2018) of every weight of the discriminator: each layer's
         weight is divided by its largest singular value (one power iteration per step), which bounds the
         discriminator's Lipschitz constant; its batch normalisation is then left out, as in that paper.
+    generator_hidden : int
+        DCGAN: width of a hidden fully connected layer (batch norm, ReLU) through which the generator maps
+        :math:`z` before its projection to the 7×7 maps, as in InfoGAN's MNIST generator (Chen et al. 2016);
+        0 = none (the projection is the only layer before the convolutions).
+    discriminator_hidden : int
+        DCGAN: width of a hidden fully connected layer (LeakyReLU(0.2); batch norm unless ``spectral_norm``)
+        between the discriminator's convolutional features and its logit, as in InfoGAN's MNIST discriminator;
+        0 = none (the logit is a linear function of the features).
     ema : float
         Decay :math:`\beta` of an exponential moving average of the generator's weights (Yazıcı et al. 2019),
         :math:`\bar\theta \leftarrow \beta\bar\theta + (1-\beta)\theta` after every generator step; 0 = none.
@@ -146,11 +154,19 @@ class GANConfig:
     minibatch_kernel_dim: int = 5
     spectral_norm: bool = False
     ema: float = 0.0
+    generator_hidden: int = 0
+    discriminator_hidden: int = 0
 
     def __post_init__(self):
         for name in ("latent_dim", "hidden_dim", "channels", "minibatch_kernel_dim"):
             check_int(name, getattr(self, name))
-        check_int("minibatch_kernels", self.minibatch_kernels, minimum=0)
+        for name in ("minibatch_kernels", "generator_hidden", "discriminator_hidden"):
+            check_int(name, getattr(self, name), minimum=0)
+        if self.arch != "dcgan" and (self.generator_hidden or self.discriminator_hidden):
+            raise UserError(
+                "generator_hidden and discriminator_hidden add a layer to the DCGAN networks; the MLP networks "
+                f"set their widths with hidden_dim: leave them at 0 with arch={self.arch!r}"
+            )
         if not 0.0 <= self.ema < 1.0:
             raise UserError(f"ema must be in [0, 1) (0 = no average; 0.999 is usual), got {self.ema!r}")
         if self.arch not in ARCHS:
@@ -188,11 +204,18 @@ class MinibatchDiscrimination(nn.Module):
 
 
 def _discriminator_head(features: int, config: GANConfig) -> nn.Sequential:
-    """Optional minibatch discrimination, then the linear layer to one logit."""
+    """Optional minibatch discrimination, an optional hidden layer (``config.discriminator_hidden``, DCGAN
+    only), then the linear layer to one logit."""
     layers = []
     if config.minibatch_kernels:
         layers.append(MinibatchDiscrimination(features, config.minibatch_kernels, config.minibatch_kernel_dim))
         features += config.minibatch_kernels
+    if config.discriminator_hidden:
+        width = config.discriminator_hidden
+        layers.append(nn.Linear(features, width, bias=config.spectral_norm))  # (N, width)
+        layers += [] if config.spectral_norm else [nn.BatchNorm1d(width)]
+        layers.append(nn.LeakyReLU(0.2))
+        features = width
     layers.append(nn.Linear(features, 1))  # (N, 1) logit
     return nn.Sequential(*layers)
 
@@ -233,13 +256,16 @@ class MLPDiscriminator(nn.Module):
 
 
 class DCGANGenerator(nn.Module):
-    """DCGAN generator at 28×28: project to 2c×7×7, then two stride-2 transposed convolutions."""
+    """DCGAN generator at 28×28: project to 2c×7×7 (through a hidden layer, with ``generator_hidden``), then
+    two stride-2 transposed convolutions."""
 
     def __init__(self, config: GANConfig):
         super().__init__()
-        c = config.channels
+        c, width = config.channels, config.generator_hidden
+        hidden = [nn.Linear(config.latent_dim, width, bias=False), nn.BatchNorm1d(width), nn.ReLU()] if width else []
         self.net = nn.Sequential(
-            nn.Linear(config.latent_dim, 2 * c * 49, bias=False),  # (N, 2c·49)
+            *hidden,  # (N, width), with generator_hidden
+            nn.Linear(width or config.latent_dim, 2 * c * 49, bias=False),  # (N, 2c·49)
             nn.Unflatten(-1, (2 * c, 7, 7)),  # (N, 2c, 7, 7)
             nn.BatchNorm2d(2 * c), nn.ReLU(),
             nn.ConvTranspose2d(2 * c, c, 4, stride=2, padding=1, bias=False),  # (N, c, 14, 14)
@@ -286,7 +312,7 @@ def _dcgan_init(module: nn.Module) -> None:
         nn.init.normal_(module.weight, 0.0, 0.02)
         if module.bias is not None:
             nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.BatchNorm2d):
+    elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
         nn.init.normal_(module.weight, 1.0, 0.02)
         nn.init.zeros_(module.bias)
 
@@ -309,6 +335,8 @@ class GAN(ConfiguredModel):
         minibatch_kernel_dim: int = 5,
         spectral_norm: bool = False,
         ema: float = 0.0,
+        generator_hidden: int = 0,
+        discriminator_hidden: int = 0,
         config: Optional[GANConfig] = None,
     ):
         super().__init__()
@@ -316,7 +344,8 @@ class GAN(ConfiguredModel):
             config = GANConfig(
                 latent_dim=latent_dim, arch=arch, hidden_dim=hidden_dim, channels=channels,
                 minibatch_kernels=minibatch_kernels, minibatch_kernel_dim=minibatch_kernel_dim,
-                spectral_norm=spectral_norm, ema=ema,
+                spectral_norm=spectral_norm, ema=ema, generator_hidden=generator_hidden,
+                discriminator_hidden=discriminator_hidden,
             )
         self.config = config
         if config.arch == "mlp":
