@@ -116,8 +116,8 @@ def test_train_gan_defaults_are_the_books_recipe_and_plain_is_radfords_dcgan(tmp
     for extra, expect_model, expect_train in (
         ([], recipe["model"], recipe["train"]),
         (
-            ["--plain", "--generator-hidden", "8"],
-            {"spectral_norm": False, "ema": 0.0, "generator_hidden": 0, "discriminator_hidden": 0},
+            ["--plain", "--discriminator-hidden", "8"],
+            {"spectral_norm": False, "ema": 0.0, "discriminator_hidden": 0},
             {"lr": 2e-4, "lr_d": None, "label_smoothing": 0.0},
         ),
     ):
@@ -149,8 +149,6 @@ def test_train_gan_defaults_are_the_books_recipe_and_plain_is_radfords_dcgan(tmp
                 "0.2",
                 "--lr-d",
                 "1e-3",
-                "--generator-hidden",
-                "16",
                 "--discriminator-hidden",
                 "8",
             ]
@@ -159,7 +157,7 @@ def test_train_gan_defaults_are_the_books_recipe_and_plain_is_radfords_dcgan(tmp
     )
     ckpt = gm.read_checkpoint(out)
     assert ckpt["model_config"]["spectral_norm"] is False and ckpt["model_config"]["ema"] == 0.0
-    assert (ckpt["model_config"]["generator_hidden"], ckpt["model_config"]["discriminator_hidden"]) == (16, 8)
+    assert ckpt["model_config"]["discriminator_hidden"] == 8
     assert ckpt["train_config"]["label_smoothing"] == 0.2 and ckpt["train_config"]["lr_d"] == 1e-3
 
 

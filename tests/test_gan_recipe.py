@@ -133,29 +133,16 @@ def test_a_gan_with_the_recipes_parts_checkpoints_and_reloads(tmp_path, mnist_su
 
 
 @pytest.mark.parametrize("spectral_norm", [False, True])
-def test_hidden_fully_connected_layers_sit_where_infogan_puts_them(spectral_norm):
-    """``generator_hidden`` maps z through Linear, batch norm and ReLU before the projection to the 7×7 maps;
-    ``discriminator_hidden`` puts Linear and LeakyReLU(0.2) (with batch norm unless spectral norm) between the
-    convolutional features and the logit. Checked by recomputing both networks' first and last stages by hand."""
+def test_a_hidden_layer_before_the_logit_sits_where_infogan_puts_it(spectral_norm):
+    """``discriminator_hidden`` puts Linear and LeakyReLU(0.2) (with batch norm unless spectral norm) between the
+    convolutional features and the logit. Checked by recomputing the head by hand."""
     torch.manual_seed(0)
-    c, width_g, width_d = 4, 12, 10
-    gan = gm.GAN(
-        latent_dim=6, channels=c, generator_hidden=width_g, discriminator_hidden=width_d, spectral_norm=spectral_norm
-    )
-    g, d = gan.generator.eval(), gan.discriminator.eval()
-    z = torch.randn(5, 6)
-    fc, bn = g.net[0], g.net[1]
-    assert isinstance(fc, nn.Linear) and (fc.in_features, fc.out_features) == (6, width_g)
-    assert isinstance(bn, nn.BatchNorm1d) and isinstance(g.net[2], nn.ReLU)
-    h = torch.relu(F.batch_norm(z @ fc.weight.T, bn.running_mean, bn.running_var, bn.weight, bn.bias, False))
-    projection = g.net[3]
-    assert (projection.in_features, projection.out_features) == (width_g, 2 * c * 49)
-    torch.testing.assert_close(g.net[4:](projection(h)), g(z))
-    assert g(z).shape == (5, 1, 28, 28)
-
+    c, width = 4, 10
+    gan = gm.GAN(latent_dim=6, channels=c, discriminator_hidden=width, spectral_norm=spectral_norm)
+    d = gan.discriminator.eval()
     x = torch.rand(5, 1, 28, 28)
     hidden, logit = [m for m in d.head if isinstance(m, nn.Linear)]
-    assert (hidden.in_features, hidden.out_features, logit.in_features) == (2 * c * 49, width_d, width_d)
+    assert (hidden.in_features, hidden.out_features, logit.in_features) == (2 * c * 49, width, width)
     norms = [m for m in d.head if isinstance(m, nn.BatchNorm1d)]
     assert len(norms) == (0 if spectral_norm else 1)
     a = hidden(d.features(x))
@@ -163,39 +150,38 @@ def test_hidden_fully_connected_layers_sit_where_infogan_puts_them(spectral_norm
         a = F.batch_norm(a, norms[0].running_mean, norms[0].running_var, norms[0].weight, norms[0].bias, False)
     torch.testing.assert_close(logit(F.leaky_relu(a, 0.2)).squeeze(-1), d(x))
     if spectral_norm:
-        assert _matrix_norm(hidden.weight) == pytest.approx(1.0, rel=0.2)  # normalised (one power iteration so far)
         assert hasattr(hidden, "parametrizations")
+        assert _matrix_norm(hidden.weight) == pytest.approx(1.0, rel=0.2)  # normalised (one power iteration so far)
 
 
-def test_without_hidden_layers_the_networks_are_the_dcgan_of_the_checkpoints_already_written():
-    """Widths 0 add nothing: the parameter names and shapes are those of the networks the zoo's files hold."""
+def test_without_a_hidden_layer_the_networks_are_the_dcgan_of_the_checkpoints_already_written():
+    """Width 0 adds nothing: the parameter names and shapes are those of the networks the zoo's files hold."""
     plain = gm.GAN(latent_dim=8, channels=4, spectral_norm=True)
-    zero = gm.GAN(latent_dim=8, channels=4, spectral_norm=True, generator_hidden=0, discriminator_hidden=0)
+    zero = gm.GAN(latent_dim=8, channels=4, spectral_norm=True, discriminator_hidden=0)
     shapes = lambda m: {k: tuple(v.shape) for k, v in m.state_dict().items()}  # noqa: E731
     assert shapes(zero) == shapes(plain)
-    assert shapes(plain)["generator.net.0.weight"] == (2 * 4 * 49, 8)  # z projected straight to the maps
     assert shapes(plain)["discriminator.head.0.bias"] == (1,)  # one linear layer to the logit
 
 
-def test_hidden_widths_are_checked():
+def test_the_hidden_width_is_checked():
     for bad in (-1, 2.5, True):
-        with pytest.raises(UserError, match="generator_hidden"):
-            gm.GAN(generator_hidden=bad)
         with pytest.raises(UserError, match="discriminator_hidden"):
             gm.GAN(discriminator_hidden=bad)
     with pytest.raises(UserError, match="hidden_dim"):
         gm.GAN(arch="mlp", discriminator_hidden=8)
 
 
-def test_a_gan_with_hidden_layers_trains_checkpoints_and_reloads(tmp_path, mnist_subset):
+def test_a_gan_with_a_hidden_layer_trains_checkpoints_and_reloads(tmp_path, mnist_subset):
     images = mnist_subset[0].images[:128]
-    gan = gm.GAN(latent_dim=6, channels=4, generator_hidden=16, discriminator_hidden=8, spectral_norm=True, ema=0.9)
+    gan = gm.GAN(latent_dim=6, channels=4, discriminator_hidden=8, spectral_norm=True, ema=0.9)
     path = tmp_path / "gan.pt"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         history = gm.train_gan(gan, images, num_epochs=1, batch_size=64, checkpoint=path, progress=False, device="cpu")
     assert all(math.isfinite(v) for v in history.steps["g_loss"])
     again = gm.load_checkpoint(path)
-    assert again.config == gan.config and again.config.generator_hidden == 16
+    assert again.config == gan.config and again.config.discriminator_hidden == 8
     z = torch.randn(3, 6)
     torch.testing.assert_close(again.sample(z=z), gan.sample(z=z))
+    x = torch.rand(4, 1, 28, 28)
+    torch.testing.assert_close(again.discriminator.eval()(x), gan.discriminator.eval()(x))

@@ -51,11 +51,6 @@ FACTORS = {
         {"spectral_norm": True, "discriminator_hidden": 512},
         {"lr": 4e-4},
     ),
-    "sn_lr4_gfc": (
-        "SN, lr 4e-4, hidden layer of 1024 on G's noise",
-        {"spectral_norm": True, "generator_hidden": 1024},
-        {"lr": 4e-4},
-    ),
     "recipe": (
         "the book's recipe, gm.gan.DCGAN_RECIPE",
         {k: v for k, v in gm.gan.DCGAN_RECIPE["model"].items() if k != "ema"},

@@ -132,14 +132,10 @@ class GANConfig:
         Spectral normalisation (Miyato et al. 2018) of every weight of the discriminator: each layer's
         weight is divided by its largest singular value (one power iteration per step), which bounds the
         discriminator's Lipschitz constant; its batch normalisation is then left out, as in that paper.
-    generator_hidden : int
-        DCGAN: width of a hidden fully connected layer (batch norm, ReLU) through which the generator maps
-        :math:`z` before its projection to the 7×7 maps, as in InfoGAN's MNIST generator (Chen et al. 2016);
-        0 = none (the projection is the only layer before the convolutions).
     discriminator_hidden : int
         DCGAN: width of a hidden fully connected layer (LeakyReLU(0.2); batch norm unless ``spectral_norm``)
-        between the discriminator's convolutional features and its logit, as in InfoGAN's MNIST discriminator;
-        0 = none (the logit is a linear function of the features).
+        between the discriminator's convolutional features and its logit, as in InfoGAN's MNIST discriminator
+        (Chen et al. 2016); 0 = none (the logit is a linear function of the features).
     ema : float
         Decay :math:`\beta` of an exponential moving average of the generator's weights (Yazıcı et al. 2019),
         :math:`\bar\theta \leftarrow \beta\bar\theta + (1-\beta)\theta` after every generator step; 0 = none.
@@ -154,18 +150,17 @@ class GANConfig:
     minibatch_kernel_dim: int = 5
     spectral_norm: bool = False
     ema: float = 0.0
-    generator_hidden: int = 0
     discriminator_hidden: int = 0
 
     def __post_init__(self):
         for name in ("latent_dim", "hidden_dim", "channels", "minibatch_kernel_dim"):
             check_int(name, getattr(self, name))
-        for name in ("minibatch_kernels", "generator_hidden", "discriminator_hidden"):
+        for name in ("minibatch_kernels", "discriminator_hidden"):
             check_int(name, getattr(self, name), minimum=0)
-        if self.arch != "dcgan" and (self.generator_hidden or self.discriminator_hidden):
+        if self.arch != "dcgan" and self.discriminator_hidden:
             raise UserError(
-                "generator_hidden and discriminator_hidden add a layer to the DCGAN networks; the MLP networks "
-                f"set their widths with hidden_dim: leave them at 0 with arch={self.arch!r}"
+                "discriminator_hidden adds a layer to the DCGAN discriminator; the MLP networks set their "
+                f"widths with hidden_dim: leave it at 0 with arch={self.arch!r}"
             )
         if not 0.0 <= self.ema < 1.0:
             raise UserError(f"ema must be in [0, 1) (0 = no average; 0.999 is usual), got {self.ema!r}")
@@ -256,16 +251,13 @@ class MLPDiscriminator(nn.Module):
 
 
 class DCGANGenerator(nn.Module):
-    """DCGAN generator at 28×28: project to 2c×7×7 (through a hidden layer, with ``generator_hidden``), then
-    two stride-2 transposed convolutions."""
+    """DCGAN generator at 28×28: project to 2c×7×7, then two stride-2 transposed convolutions."""
 
     def __init__(self, config: GANConfig):
         super().__init__()
-        c, width = config.channels, config.generator_hidden
-        hidden = [nn.Linear(config.latent_dim, width, bias=False), nn.BatchNorm1d(width), nn.ReLU()] if width else []
+        c = config.channels
         self.net = nn.Sequential(
-            *hidden,  # (N, width), with generator_hidden
-            nn.Linear(width or config.latent_dim, 2 * c * 49, bias=False),  # (N, 2c·49)
+            nn.Linear(config.latent_dim, 2 * c * 49, bias=False),  # (N, 2c·49)
             nn.Unflatten(-1, (2 * c, 7, 7)),  # (N, 2c, 7, 7)
             nn.BatchNorm2d(2 * c), nn.ReLU(),
             nn.ConvTranspose2d(2 * c, c, 4, stride=2, padding=1, bias=False),  # (N, c, 14, 14)
@@ -335,7 +327,6 @@ class GAN(ConfiguredModel):
         minibatch_kernel_dim: int = 5,
         spectral_norm: bool = False,
         ema: float = 0.0,
-        generator_hidden: int = 0,
         discriminator_hidden: int = 0,
         config: Optional[GANConfig] = None,
     ):
@@ -344,8 +335,7 @@ class GAN(ConfiguredModel):
             config = GANConfig(
                 latent_dim=latent_dim, arch=arch, hidden_dim=hidden_dim, channels=channels,
                 minibatch_kernels=minibatch_kernels, minibatch_kernel_dim=minibatch_kernel_dim,
-                spectral_norm=spectral_norm, ema=ema, generator_hidden=generator_hidden,
-                discriminator_hidden=discriminator_hidden,
+                spectral_norm=spectral_norm, ema=ema, discriminator_hidden=discriminator_hidden,
             )
         self.config = config
         if config.arch == "mlp":

@@ -238,21 +238,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="decay of the moving average of the generator's weights that draws the samples, 0 = off "
         "(default: %(default)s)",
     )
-    for who, what in (("generator", "between the noise and the projection"), ("discriminator", "before the logit")):
-        gan.add_argument(
-            f"--{who}-hidden",
-            type=_non_negative_int,
-            default=recipe_model[f"{who}_hidden"],
-            metavar="WIDTH",
-            help=f"DCGAN: width of a hidden fully connected layer in the {who}, {what}, 0 = none "
-            "(default: %(default)s)",
-        )
+    gan.add_argument(
+        "--discriminator-hidden",
+        type=_non_negative_int,
+        default=recipe_model["discriminator_hidden"],
+        metavar="WIDTH",
+        help="DCGAN: width of a hidden fully connected layer before the discriminator's logit, 0 = none "
+        "(default: %(default)s)",
+    )
     gan.add_argument(
         "--plain",
         action="store_true",
         help="the plain DCGAN of Radford et al. 2016 instead of the book's recipe: Adam 2e-4 for both players, "
-        "no label smoothing, batch norm in the discriminator, no weight average, no hidden fully connected layers "
-        "(overrides --lr and the six options above)",
+        "no label smoothing, batch norm in the discriminator, no weight average, no hidden layer before the logit "
+        "(overrides --lr and the five options above)",
     )
     _add_run_options(gan, lr=recipe_train["lr"], pixels="continuous", batch_size=128)
 
@@ -459,10 +458,7 @@ def _train(args) -> int:
         plain_model, plain_train = GANConfig(), GANTrainConfig()
         args.lr, args.lr_d, args.label_smoothing = plain_train.lr, plain_train.lr_d, plain_train.label_smoothing
         args.spectral_norm, args.ema = plain_model.spectral_norm, plain_model.ema
-        args.generator_hidden, args.discriminator_hidden = (
-            plain_model.generator_hidden,
-            plain_model.discriminator_hidden,
-        )
+        args.discriminator_hidden = plain_model.discriminator_hidden
     common = dict(
         num_epochs=epochs,
         batch_size=args.batch_size,
@@ -485,7 +481,6 @@ def _train(args) -> int:
             minibatch_kernels=args.minibatch_kernels,
             spectral_norm=args.spectral_norm,
             ema=args.ema,
-            generator_hidden=args.generator_hidden,
             discriminator_hidden=args.discriminator_hidden,
         )
         name = f"gan-{args.arch}-z{args.latent_dim}-{args.loss}"
