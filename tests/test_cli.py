@@ -106,6 +106,10 @@ def test_gan_dry_run(arch, loss, tmp_path):
     )
     model = gm.load_checkpoint("g.pt", kind="gan")
     assert model.config.arch == arch and model.config.minibatch_kernels == 3
+    # the recipe's hidden layer before the logit is the DCGAN's; the MLP discriminator gets none by default
+    expected_hidden = gm.gan.DCGAN_RECIPE["model"]["discriminator_hidden"] if arch == "dcgan" else 0
+    assert expected_hidden != 0 or arch == "mlp"
+    assert model.config.discriminator_hidden == expected_hidden
     assert gm.read_checkpoint("g.pt")["train_config"]["loss"] == loss
 
 

@@ -204,6 +204,34 @@ def test_checkpoint_round_trip_rebuilds_the_same_model(tmp_path, kind):
     torch.load(tmp_path / "m.pt", weights_only=True)
 
 
+def test_a_gan_saved_without_its_discriminator_samples_the_same_and_refuses_to_judge_or_train(tmp_path):
+    """save_checkpoint(leave_out=("discriminator",)), as the zoo writes its GANs: the file holds every weight of
+    the generator and its average and none of the discriminator's; the loaded model draws exactly the samples
+    of the original, and its discriminator refuses to run or to be trained instead of using untrained weights.
+    Saved again, the part stays recorded as left out, so that file loads too."""
+    torch.manual_seed(0)
+    model = gm.GAN(latent_dim=5, arch="dcgan", channels=8, spectral_norm=True, ema=0.9, discriminator_hidden=16)
+    gm.save_checkpoint(tmp_path / "g.pt", model, leave_out=("discriminator",))
+    ckpt = gm.read_checkpoint(tmp_path / "g.pt")
+    kept = {k for k in model.state_dict() if not k.startswith("discriminator.")}
+    assert ckpt["left_out"] == ["discriminator"] and set(ckpt["model_state"]) == kept
+    assert any(k.startswith("generator_ema.") for k in kept)
+    loaded = gm.load_checkpoint(tmp_path / "g.pt")
+    assert loaded.checkpoint_info["left_out"] == ["discriminator"]
+    z = torch.randn(6, 5)
+    model.eval()
+    torch.testing.assert_close(loaded.sample(z=z), model.sample(z=z))
+    with pytest.raises(gm.CheckpointError, match="discriminator of checkpoint .* was left out"):
+        loaded.discriminator(torch.rand(2, 1, 28, 28))
+    with pytest.raises(gm.CheckpointError, match="left out"):
+        gm.train_gan(loaded, tiny(32), num_epochs=1, batch_size=16, device="cpu", progress=False)
+    gm.save_checkpoint(tmp_path / "again.pt", loaded)
+    assert gm.read_checkpoint(tmp_path / "again.pt")["left_out"] == ["discriminator"]
+    torch.testing.assert_close(gm.load_checkpoint(tmp_path / "again.pt").sample(z=z), model.sample(z=z))
+    with pytest.raises(gm.UserError, match="not a submodule"):
+        gm.save_checkpoint(tmp_path / "bad.pt", model, leave_out=("critic",))
+
+
 def test_checkpoint_is_replaced_atomically(tmp_path):
     model = gm.VAE(latent_dim=2, hidden_dim=8)
     path = gm.save_checkpoint(tmp_path / "m.pt", model, step=1)

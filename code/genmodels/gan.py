@@ -53,7 +53,7 @@ ARCHS = ("mlp", "dcgan")
 #: plain DCGAN of Radford et al. (2016), each measured one at a time in the DCGAN chapter.
 #: ``python -m genmodels train gan`` uses them as its defaults, and the zoo's GANs are trained with them.
 DCGAN_RECIPE = {
-    "model": {"spectral_norm": True, "ema": 0.999},
+    "model": {"spectral_norm": True, "ema": 0.999, "discriminator_hidden": 512},
     "train": {"lr": 4e-4},
 }
 

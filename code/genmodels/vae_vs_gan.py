@@ -174,9 +174,9 @@ def compare_vae_gan(
 
     Training settings: the VAE with the package defaults, Adam at 1e-3 on dynamically binarized pixels
     and a Bernoulli decoder; the GAN with the book's recipe (:data:`~genmodels.gan.DCGAN_RECIPE`:
-    spectral norm in the discriminator, Adam 4e-4, betas (0.5, 0.999), samples from the generator's
-    weight average) on grey levels, with the non-saturating generator loss and one discriminator step per
-    generator step.
+    spectral norm in the discriminator and a hidden layer of 512 before its logit, Adam 4e-4, betas (0.5, 0.999),
+    samples from the generator's weight average) on grey levels, with the non-saturating generator loss and one
+    discriminator step per generator step.
     A VAE's sample is the decoder's Bernoulli mean at :math:`z \sim \mathcal N(0, I)`, as ``VAE.sample``
     returns it.
 

@@ -241,10 +241,10 @@ def build_parser() -> argparse.ArgumentParser:
     gan.add_argument(
         "--discriminator-hidden",
         type=_non_negative_int,
-        default=recipe_model["discriminator_hidden"],
+        default=None,
         metavar="WIDTH",
         help="DCGAN: width of a hidden fully connected layer before the discriminator's logit, 0 = none "
-        "(default: %(default)s)",
+        f"(default: {recipe_model['discriminator_hidden']}; 0 with --arch mlp, which has no such layer)",
     )
     gan.add_argument(
         "--plain",
@@ -459,6 +459,8 @@ def _train(args) -> int:
         args.lr, args.lr_d, args.label_smoothing = plain_train.lr, plain_train.lr_d, plain_train.label_smoothing
         args.spectral_norm, args.ema = plain_model.spectral_norm, plain_model.ema
         args.discriminator_hidden = plain_model.discriminator_hidden
+    if args.family == "gan" and args.discriminator_hidden is None:  # the recipe's layer is the DCGAN's only
+        args.discriminator_hidden = DCGAN_RECIPE["model"]["discriminator_hidden"] if args.arch == "dcgan" else 0
     common = dict(
         num_epochs=epochs,
         batch_size=args.batch_size,

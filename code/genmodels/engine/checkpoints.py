@@ -14,7 +14,7 @@ import errno
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Dict, Optional, Union
+from typing import Any, BinaryIO, Callable, Dict, Optional, Sequence, Union
 
 import torch
 from torch import nn
@@ -46,6 +46,7 @@ __all__ = [
     "model_kind",
     "build_model",
     "load_state_checked",
+    "LeftOut",
 ]
 
 FORMAT = "genmodels-checkpoint"
@@ -96,8 +97,12 @@ def build_model(kind: str, config: Dict[str, Any]) -> nn.Module:
         raise CheckpointError(f"the checkpoint's {kind} config {config} is not valid for this package: {err}") from err
 
 
-def save_checkpoint(path: PathLike, model: nn.Module, **state: Any) -> Path:
+def save_checkpoint(path: PathLike, model: nn.Module, *, leave_out: Sequence[str] = (), **state: Any) -> Path:
     """Write ``model`` (its kind, config and weights) and any extra ``state`` to ``path`` atomically.
+
+    ``leave_out`` names submodules of ``model`` (``("discriminator",)``) whose weights are not written: a
+    GAN kept for sampling needs its generators only, and its discriminator can be many times their size.
+    :func:`load_checkpoint` then rebuilds those parts as :class:`LeftOut` stand-ins that refuse to run.
 
     The file is written to a temporary name in the same folder, flushed to disk, then renamed over
     ``path`` (``os.replace`` is atomic on POSIX and Windows): a reader, or a crash at any moment, sees
@@ -106,13 +111,20 @@ def save_checkpoint(path: PathLike, model: nn.Module, **state: Any) -> Path:
     Extra keys (``optimizers``, ``train_config``, ``step``, ``epoch``, ``history``, ``rng``, ``data``)
     must be tensors, numbers, strings, or lists/tuples/dicts of them.
     """
+    for name in leave_out:
+        if not isinstance(getattr(model, name, None), nn.Module):
+            raise UserError(f"cannot leave out {name!r}: it is not a submodule of this {type(model).__name__}")
+    # parts already missing (a model loaded from such a checkpoint) stay recorded as left out
+    leave_out = [n for n, m in model.named_children() if n in leave_out or isinstance(m, LeftOut)]
+    prefixes = tuple(f"{name}." for name in leave_out)
     payload = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "package_version": __version__,
         "kind": model_kind(model),
         "model_config": model.config.to_dict(),
-        "model_state": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "model_state": {k: v.detach().cpu() for k, v in model.state_dict().items() if not k.startswith(prefixes)},
+        **({"left_out": leave_out} if leave_out else {}),
         **state,
     }
     path = Path(path)
@@ -218,8 +230,42 @@ def read_checkpoint(path: PathLike, *, map_location: Union[str, torch.device] = 
     return ckpt
 
 
-def load_state_checked(model: nn.Module, state: Dict[str, torch.Tensor], *, source: str = "checkpoint") -> None:
-    """``model.load_state_dict(state)``, but a mismatch names every differing parameter and both shapes."""
+class LeftOut(nn.Module):
+    """Stands in for a submodule whose weights a checkpoint does not hold (``save_checkpoint(leave_out=...)``):
+    it has no parameters, and running it or asking for its parameters raises a :class:`CheckpointError` that
+    says what is missing, instead of silently using untrained weights."""
+
+    def __init__(self, name: str, source: str):
+        super().__init__()
+        self.name, self.source = name, source
+
+    def _refuse(self) -> CheckpointError:
+        return CheckpointError(
+            f"the {self.name} of {self.source} was left out when it was written (it holds what sampling needs); "
+            f"train a model with `python -m genmodels train` to get one with its {self.name}"
+        )
+
+    def forward(self, *args, **kwargs):
+        raise self._refuse()
+
+    def parameters(self, recurse: bool = True):
+        raise self._refuse()
+
+    def extra_repr(self) -> str:
+        return f"{self.name!r} left out of {self.source}"
+
+
+def load_state_checked(
+    model: nn.Module, state: Dict[str, torch.Tensor], *, source: str = "checkpoint", left_out: Sequence[str] = ()
+) -> None:
+    """``model.load_state_dict(state)``, but a mismatch names every differing parameter and both shapes.
+    The submodules named in ``left_out`` are not in ``state``: they become :class:`LeftOut` stand-ins."""
+    for name in left_out:
+        if not isinstance(getattr(model, name, None), nn.Module):
+            raise CheckpointError(
+                f"the {source} says it left out {name!r}, which this {type(model).__name__} does not have"
+            )
+        setattr(model, name, LeftOut(name, source))
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
@@ -270,7 +316,8 @@ def load_checkpoint(
             f"but latent_dim={latent_dim} was asked for: pick the checkpoint trained with that size"
         )
     model = build_model(ckpt["kind"], config)
-    load_state_checked(model, ckpt["model_state"], source=f"checkpoint {path}")
+    left_out = ckpt.get("left_out", [])
+    load_state_checked(model, ckpt["model_state"], source=f"checkpoint {path}", left_out=left_out)
     model.to(map_location).eval()
     model.checkpoint_info = {
         "path": str(path),
@@ -278,5 +325,6 @@ def load_checkpoint(
         "epoch": ckpt.get("epoch"),
         "package_version": ckpt.get("package_version"),
         "data": ckpt.get("data_source"),
+        "left_out": list(left_out),
     }
     return model
