@@ -16,9 +16,15 @@ Usage, from the repository root (``DIR`` holds the four MNIST IDX files)::
     python tools/dcgan_ablation.py table runs/ablation > book/gan/_dcgan-ablation.json
 
 ``run`` writes one ``NAME-sSEED.json`` per run (and ``NAME-sSEED-grids.pt``, the 64 samples from fixed noise
-after every epoch); ``table`` gathers the JSON files into the file the chapter reads. The recipe's three seeds::
+after every epoch); ``table`` gathers the JSON files into the file the chapter reads. The last two factors were
+also run from seeds 1 and 2 (``--seed 1``), and ``sn_lr4_dfc`` (the recipe today) for 10 epochs from seed 0::
 
-    for s in 0 1 2; do python tools/dcgan_ablation.py run --only recipe --epochs 10 --seed $s --data-dir DIR --out runs/recipe; done
+    python tools/dcgan_ablation.py run --only sn_lr4_dfc --epochs 10 --seed 0 --data-dir DIR --out runs/ablation
+
+The file the chapter reads holds runs made when the recipe was ``sn_lr4``: they were run as ``recipe`` and are
+filed under ``sn_lr4``, whose settings they have (each run's ``model`` and ``train`` fields say so, and
+``renamed_from`` records the old name). The recipe's three seeds trained longer are the zoo's ``dcgan-s0`` ...
+``dcgan-s2``.
 """
 
 from __future__ import annotations
