@@ -213,3 +213,20 @@ def test_seconds_per_epoch_scales_the_timed_steps_and_leaves_the_model_alone(tra
     assert all(torch.equal(before[k], v) for k, v in vae.state_dict().items())
     with pytest.raises(ValueError, match="VAE or a GAN"):
         vae_vs_gan.seconds_per_epoch(torch.nn.Linear(2, 2), x)
+
+
+def test_seconds_per_epoch_times_a_gan_saved_without_its_discriminator(trained, tmp_path):
+    """A zoo GAN's file leaves out the discriminator; its step is timed with a fresh one, and the loaded model
+    keeps its stand-in (which still refuses to run)."""
+    from genmodels import vae_vs_gan
+    from genmodels.engine.checkpoints import CheckpointError, LeftOut
+
+    gm.save_checkpoint(tmp_path / "g.pt", trained["GAN"][0], leave_out=("discriminator",))
+    gan = gm.load_checkpoint(tmp_path / "g.pt")
+    assert isinstance(gan.discriminator, LeftOut)
+    x = torch.zeros(300, 28, 28, dtype=torch.uint8)
+    s = vae_vs_gan.seconds_per_epoch(gan, x, steps=2, batch_size=50, device="cpu")
+    assert math.isfinite(s) and s > 0
+    assert isinstance(gan.discriminator, LeftOut)
+    with pytest.raises(CheckpointError, match="left out"):
+        gan.discriminator(torch.zeros(1, 1, 28, 28))

@@ -41,6 +41,7 @@ import torch
 import torch.nn.functional as F
 
 from .core import UserError, as_images, check_int, eval_mode, pick_device, seed_everything
+from .engine.checkpoints import LeftOut
 from .engine.loops import (
     GANTrainConfig,
     TrainConfig,
@@ -415,8 +416,9 @@ def measure_trained(
     -------
     dict with ``"settings"``, ``"real"`` (the floor: :func:`compare_vae_gan`'s metrics of ``N`` training
     digits), ``"test_sharpness"``, and ``"families"``: per name, ``"runs"`` (one metrics dict per model:
-    ``fcd``, ``sharpness``, ``class_histogram``, ``classes_covered``, ``kl_to_uniform``, ``parameters``),
-    the mean and sample standard deviation over runs of each number (``"fcd"``, ``"sharpness"``,
+    ``fcd``, ``sharpness``, ``class_histogram``, ``classes_covered``, ``kl_to_uniform``, and ``parameters``,
+    those the model holds: a zoo GAN's count has its generator and weight average, not the discriminator that
+    its file leaves out), the mean and sample standard deviation over runs of each number (``"fcd"``, ``"sharpness"``,
     ``"kl_to_uniform"``, ``"classes_covered"``: ``(mean, sd)``; sd 0 for a single run), and ``"samples"``,
     the first run's ``N`` samples (float, ``[N, 1, 28, 28]``); ``"images"``: the ``N`` test digits
     (``"test"``) and training digits (``"real"``) used, uint8.
@@ -510,15 +512,22 @@ def seconds_per_epoch(
     (``train_vae`` / ``train_gan``) and ``settings`` (the fields of its training config, e.g. a zoo entry's),
     for two passes over ``steps`` batches of the images; the faster pass, scaled to
     ``ceil(len(train_images) / batch_size)`` steps, is the answer (the first pass pays one-off costs). The
-    model itself is not changed. Time it on an otherwise idle device: the number is only as good as that.
+    model itself is not changed. A part that its checkpoint left out (a zoo GAN's discriminator, a
+    :class:`~genmodels.engine.checkpoints.LeftOut`) is timed as a freshly built one of the same config: a step
+    costs the same whatever the weights. Time it on an otherwise idle device: the number is only as good as that.
     """
     check_int("steps", steps), check_int("batch_size", batch_size)
     x, _ = _images_and_origin(train_images)
     used = x[: steps * batch_size]
-    copy_ = copy.deepcopy(model)
     loop = train_vae if isinstance(model, VAE) else train_gan if isinstance(model, GAN) else None
     if loop is None:
         raise UserError(f"seconds_per_epoch times a VAE or a GAN, got {type(model).__name__}")
+    copy_ = copy.deepcopy(model)
+    left_out = [name for name, part in copy_.named_children() if isinstance(part, LeftOut)]
+    if left_out:
+        fresh = type(model).from_config(model.config)
+        for name in left_out:
+            setattr(copy_, name, getattr(fresh, name))
     keep = {k: v for k, v in (settings or {}).items() if k not in ("num_epochs", "batch_size", "device", "progress")}
     history = loop(
         copy_, used, num_epochs=2, batch_size=batch_size, device=str(pick_device(device)), progress=False, **keep

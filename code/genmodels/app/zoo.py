@@ -10,11 +10,12 @@ test negative ELBO, importance-weighted bounds and, for some, the log-likelihood
 standard error; the manifest keeps those numbers and the test curve of training. The GANs, and the VAEs of the
 comparison, are evaluated by the Fréchet classifier distance of their samples, measured during training too.
 Every file is an ordinary genmodels checkpoint (``gm.load_checkpoint`` and ``python -m genmodels sample``
-read it) holding float16 weights only, listed with its sha256 in a ``manifest.json`` beside it. A GAN's file
-holds its generator and the generator's weight average, not its discriminator (``save_checkpoint(...,
-leave_out=("discriminator",))``: with the recipe's hidden layer the discriminator is several times the size of
-the rest); the loaded model's ``discriminator`` is a :class:`~genmodels.engine.checkpoints.LeftOut` that refuses
-to run.
+read it) holding float16 weights only, listed with its sha256 in a ``manifest.json`` beside it. An
+unconditional GAN's file holds its generator and the generator's weight average, not its discriminator
+(``save_checkpoint(..., leave_out=("discriminator",))``: with the recipe's hidden layer the discriminator is
+twice the size of the rest); the loaded model's ``discriminator`` is a
+:class:`~genmodels.engine.checkpoints.LeftOut` that refuses to run. The conditional GAN keeps its projection
+discriminator, which the conditional chapter reads.
 
 :func:`load` looks for a model
 
@@ -791,7 +792,8 @@ def _store(
     tmp = out_dir / f".{name}.{os.getpid()}.pt"
     try:
         # a GAN is kept for sampling: its generators only (the discriminator can be many times their size)
-        leave_out = ("discriminator",) if about.get("kind") in ("gan", "cgan") else ()
+        # an unconditional GAN's discriminator serves no reader; the cgan's is read by the conditional chapter
+        leave_out = ("discriminator",) if about.get("kind") == "gan" else ()
         save_checkpoint(tmp, small, data_source=data_source, zoo_name=name, leave_out=leave_out)
         digest = sha256_of(tmp)
         path = out_dir / (f"{name}.{digest[:12]}.pt" if content_addressed else f"{name}.pt")
