@@ -169,7 +169,8 @@ VAE_TRAIN = {"lr_schedule": "cosine"}  # Adam 1e-3 decayed to 0: the last epochs
 # along a cosine over 25 epochs: that flattened the curve but cost quality (FCD 136.5 against 115.1 at a constant
 # rate after the same 25 epochs), so the zoo keeps the rate constant and says how far the curve still falls.
 # The set before this one, without the recipe's hidden layer before the discriminator's logit, had 30 epochs and
-# reached FCD 100.7 +- 2.8 (3 seeds); with the layer, seed 0 is at 86.3 after 10 (the DCGAN chapter's ablation).
+# reached FCD 100.7 +- 2.8 (3 seeds); with the layer, seed 0 is at 86.3 after 10 (the DCGAN chapter's ablation),
+# and this set reached 52.1 +- 1.4 after 15, still falling (the manifest keeps each seed's curve).
 DCGAN_EPOCHS = 15
 CGAN_EPOCHS = 20  # ~45 min on one CPU thread; compared with the DCGANs' curves at the same epoch
 
