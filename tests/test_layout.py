@@ -7,7 +7,7 @@ Layers, lowest first; a module may import only from its own layer or a lower one
    fgan conditional vqvae``;
 2. ``engine``: data, batches, the training steps and loops, checkpoints (it trains the models);
 3. ``metrics``: the judges (the classifier is trained with the engine);
-4. the chapters' experiments: ``gradient_estimators latent_space vae_vs_gan``;
+4. the chapters' experiments: ``gradient_estimators latent_space vae_vs_gan gan_experiments``;
 5. ``app``: the command line, the zoo, the widgets, benchmarks, plotting.
 
 So a model never imports the engine, and the engine never imports the widgets. Imports inside functions
@@ -43,6 +43,7 @@ LAYERS = {
     "gradient_estimators": 4,
     "latent_space": 4,
     "vae_vs_gan": 4,
+    "gan_experiments": 4,
     "app": 5,
 }
 TOP = {"__init__", "__main__"}  # the public API and the entry point may import anything

@@ -2,7 +2,7 @@
 
 The modules at the top level follow the book's chapters (``distributions``, ``divergences``, ``vae``, ``gan``,
 ``linear_gaussian``, ``gan_1d``, ``gan_mixtures``, ``gan_dynamics``, ``fgan``, ``conditional``, ``vqvae``,
-``gradient_estimators``, ``latent_space``, ``vae_vs_gan``); the plumbing sits one level down (``engine``,
+``gradient_estimators``, ``latent_space``, ``vae_vs_gan``, ``gan_experiments``); the plumbing sits one level down (``engine``,
 ``metrics``, ``app``). The names the
 chapters use are re-exported here::
 
@@ -22,6 +22,7 @@ from . import (  # noqa: E402  (the chapters' modules, as gm.<module>)
     fgan,
     gan_1d,
     gan_dynamics,
+    gan_experiments,
     gan_mixtures,
     gradient_estimators,
     latent_space,
@@ -107,6 +108,7 @@ from .metrics import (  # noqa: E402
     load_classifier,
     mode_coverage,
     per_class_fcd,
+    score_counts,
     score_mixture_runs,
     train_classifier,
 )
@@ -131,6 +133,7 @@ __all__ = [
     "fgan",
     "gan_1d",
     "gan_dynamics",
+    "gan_experiments",
     "gan_mixtures",
     "gradient_estimators",
     "latent_space",
@@ -229,6 +232,7 @@ __all__ = [
     "kl_to_uniform",
     "mode_coverage",
     "score_mixture_runs",
+    "score_counts",
     "conditional_accuracy",
     "per_class_fcd",
     "compare_class_histograms",

@@ -47,6 +47,9 @@ __all__ = [
     "train_mixture_gans",
     "PUBLISHED_MODE_TABLE",
     "train_mixture_table",
+    "MODE_TABLE_METHODS",
+    "MODE_TABLE_RECIPE",
+    "mode_table_jobs",
 ]
 
 
@@ -591,3 +594,50 @@ def _job_cost(job: Dict) -> float:
     method, hidden = job["method"], job.get("hidden_dim", 128)
     per_step = {"wgan_gp": 3.3, "unrolled": 4.4, "minibatch": 4.0, "pacgan": 1.3}.get(method, 1.0)
     return per_step * job.get("steps", 2000) * len(job.get("seeds", (0, 1, 2))) * (hidden / 128) ** 0.5
+
+
+# ----------------------------------------------------------------------------------------------
+# The chapter's table: its jobs (genmodels.gan_experiments stores the table they make)
+# ----------------------------------------------------------------------------------------------
+
+MODE_TABLE_METHODS = {
+    "saturating": "saturating GAN",
+    "non_saturating": "non-saturating GAN",
+    "minibatch": "minibatch discrimination",
+    "wgan_gp": "WGAN-GP",
+    "unrolled": "unrolled GAN, 5 steps",
+    "pacgan": "PacGAN",
+}
+"""The methods of the mode-collapse chapter's table, in its order, with their labels."""
+
+MODE_TABLE_RECIPE = {
+    "minibatch": {"hidden_dim": 64},
+    "wgan_gp": {"hidden_dim": 64, "lr": 1e-3},
+    "unrolled": {"hidden_dim": 64},
+    "pacgan": {"pack": 2},
+    # twice the steps where the base budget left the high-quality share still climbing on some seed
+    ("saturating", "ring"): {"step_factor": 2},
+    ("non_saturating", "ring"): {"step_factor": 2},
+    ("saturating", "grid"): {"step_factor": 2},
+    ("non_saturating", "grid"): {"step_factor": 2},
+    ("pacgan", "grid"): {"step_factor": 2},
+    ("wgan_gp", "grid"): {"step_factor": 2},
+}
+"""What differs from :func:`train_mixture_gans`'s defaults (Adam 1e-3, or 1e-4 for WGAN-GP; width 128), per
+method or per (method, mixture); ``step_factor`` multiplies the table's base number of steps."""
+
+def mode_table_jobs(steps: int, seeds: Sequence[int], *, mixtures: Sequence[str] = ("ring", "grid")) -> List[Dict]:
+    """The jobs of the chapter's table for :func:`train_mixture_table`: every method of
+    :data:`MODE_TABLE_METHODS` on every mixture, ``steps`` generator steps (times the recipe's
+    ``step_factor``), the learning rates annealed over the last quarter, 21 coverage snapshots per run."""
+    check_int("steps", steps, minimum=20)
+    jobs = []
+    for mixture in mixtures:
+        for method in MODE_TABLE_METHODS:
+            job = {"mixture": mixture, "method": method, "seeds": [int(s) for s in seeds], "steps": steps, "decay_from": 0.75}
+            job.update(MODE_TABLE_RECIPE.get(method, {}))
+            job.update(MODE_TABLE_RECIPE.get((method, mixture), {}))
+            job["steps"] = steps * job.pop("step_factor", 1)
+            job["snapshot_steps"] = list(range(0, job["steps"] + 1, job["steps"] // 20))
+            jobs.append(job)
+    return jobs

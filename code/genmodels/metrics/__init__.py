@@ -25,7 +25,7 @@ from .classifier import (
     train_classifier,
     train_classifier_command,
 )
-from .coverage import class_histogram, classes_covered, kl_to_uniform, mode_coverage, score_mixture_runs
+from .coverage import class_histogram, classes_covered, kl_to_uniform, mode_coverage, score_counts, score_mixture_runs
 from .frechet import classifier_features, frechet_classifier_distance, frechet_distance
 from .per_class import compare_class_histograms, conditional_accuracy, per_class_fcd
 
@@ -43,6 +43,7 @@ __all__ = [
     "kl_to_uniform",
     "mode_coverage",
     "score_mixture_runs",
+    "score_counts",
     "classifier_features",
     "frechet_classifier_distance",
     "frechet_distance",

@@ -23,6 +23,7 @@ __all__ = [
     "kl_to_uniform",
     "mode_coverage",
     "score_mixture_runs",
+    "score_counts",
 ]
 
 
@@ -163,24 +164,42 @@ def score_mixture_runs(runs, *, samples: Optional[torch.Tensor] = None, min_coun
     * ``"all modes"``: every mode received high-quality samples.
     """
     samples = runs.samples if samples is None else samples
+    counts = [
+        mode_coverage(samples[s], runs.centres, runs.std, min_count=min_count)["counts"]
+        for s in range(samples.shape[0])
+    ]
+    return score_counts(torch.stack(counts), samples.shape[1], min_count=min_count)
+
+
+def score_counts(counts: torch.Tensor, num_samples: int, *, min_count: int = 1) -> List[Dict]:
+    """:func:`score_mixture_runs` from the histograms alone: ``counts`` ``[S, K]`` holds, per seed, the
+    high-quality samples of each mode out of ``num_samples`` (what :func:`mode_coverage` returns as
+    ``counts``). Everything :func:`score_mixture_runs` reports is a function of them, so a table stored as
+    histograms scores exactly as the samples it was counted from."""
+    counts = torch.as_tensor(counts)
+    if counts.ndim != 2 or counts.dtype.is_floating_point:
+        raise UserError(f"counts must be integer counts [seeds, modes], got {counts.dtype} {list(counts.shape)}")
+    check_int("num_samples", num_samples, minimum=1)
+    if int(counts.sum(1).max()) > num_samples or int(counts.min()) < 0:
+        raise UserError(f"each seed's counts must be between 0 and num_samples = {num_samples} in all")
     scores = []
-    for s in range(samples.shape[0]):
-        c = mode_coverage(samples[s], runs.centres, runs.std, min_count=min_count)
-        hq = 100.0 * c["high_quality_share"]
-        reverse_kl = kl_to_uniform(c["counts"]) if int(c["counts"].sum()) > 0 else float("nan")
+    for c in counts:
+        hq = 100.0 * int(c.sum()) / num_samples
+        modes = int((c >= min_count).sum())
+        reverse_kl = kl_to_uniform(c) if int(c.sum()) > 0 else float("nan")
         if hq < 50.0:
             verdict = "not converged"
-        elif c["modes_covered"] < c["num_modes"]:
+        elif modes < len(c):
             verdict = "collapsed"
         else:
             verdict = "all modes"
         scores.append(
             {
-                "modes": c["modes_covered"],
-                "num_modes": c["num_modes"],
+                "modes": modes,
+                "num_modes": len(c),
                 "high_quality": hq,
                 "reverse_kl": reverse_kl,
-                "counts": c["counts"],
+                "counts": c,
                 "verdict": verdict,
             }
         )

@@ -1,0 +1,58 @@
+"""Tests of genmodels.gan_experiments: the stored saturation runs are the runs gm.train_gan makes, a stored
+file round-trips and refuses other settings, and the shipped file agrees with itself."""
+
+import math
+
+import pytest
+import torch
+
+import genmodels as gm
+from genmodels import gan_experiments
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    train = gm.load_mnist("train", verbose=False)
+    test = gm.load_mnist("test", verbose=False)
+    return train.images[:256], test.images[:100]
+
+
+def test_saturation_runs_are_train_gans_runs_and_round_trip(tiny, tmp_path):
+    train, reference = tiny
+    runs = gan_experiments.saturation_runs(train, reference, epochs=1, seeds=[0], device="cpu")
+    assert list(runs) == ["saturating-0", "non_saturating-0", "saturating-k3"]
+    # the first run is gm.train_gan's run with the saturating loss from seed 0, step for step
+    gm.seed_everything(0)
+    history = gm.train_gan(
+        gm.GAN(arch="dcgan"), train, num_epochs=1, loss="saturating", seed=0, progress=False, device="cpu"
+    )
+    assert runs["saturating-0"]["steps"]["g_grad_norm"] == pytest.approx(history.steps["g_grad_norm"], rel=1e-5)
+    assert len(runs["saturating-0"]["steps"]["d_fake"]) == 2  # 256 digits, batch 128
+    assert len(runs["saturating-k3"]["steps"]["d_fake"]) == 1  # three discriminator batches per generator step
+    for r in runs.values():
+        assert r["samples"].dtype == torch.uint8 and r["samples"].shape == (64, 1, 28, 28)
+        assert math.isfinite(r["fcd"]) and r["fcd"] > 0 and len(r["saturated_steps"]) == 1
+    path = tmp_path / "saturation.pt"
+    gan_experiments.save_saturation_runs(runs, path, epochs=1, seeds=[0], n_fcd=100, about={"torch": torch.__version__})
+    loaded, about = gan_experiments.load_saturation_runs(path, epochs=1, seeds=[0], n_fcd=100)
+    assert about["torch"] == str(torch.__version__)
+    assert loaded["non_saturating-0"]["steps"] == runs["non_saturating-0"]["steps"]
+    assert torch.equal(loaded["saturating-k3"]["samples"], runs["saturating-k3"]["samples"])
+    with pytest.raises(gm.UserError, match=r"other settings \(epochs differ\).*stored_runs.py saturation"):
+        gan_experiments.load_saturation_runs(path, epochs=4, seeds=[0], n_fcd=100)
+    with pytest.raises(gm.UserError, match="is not a stored mode-table file"):
+        gan_experiments.load_mode_table([], path)
+
+
+@pytest.mark.skipif(
+    not gan_experiments.SATURATION_FILE.is_file(), reason="the stored saturation runs are not in this checkout"
+)
+def test_shipped_saturation_runs_are_the_chapters_and_consistent():
+    runs, about = gan_experiments.load_saturation_runs(epochs=4, seeds=[0, 1], n_fcd=10_000)
+    assert "60,000" in about["train_data"]
+    for name, r in runs.items():
+        d_fake = r["steps"]["d_fake"]
+        assert len(d_fake) == len(r["steps"]["g_grad_norm"]) == (628 if name.endswith("k3") else 4 * 469)
+        # the per-epoch counts of saturated steps, recounted from the per-step curve
+        assert sum(r["saturated_steps"]) == sum(v < 0.01 for v in d_fake)
+        assert len(r["saturated_steps"]) == 4 and 0 < r["fcd"] < 1000

@@ -1,0 +1,98 @@
+"""The GAN chapters' two costliest experiments, run once and stored for their full budget
+(``genmodels.gan_experiments``; the files are shipped with the package, in ``code/genmodels/weights/results/``).
+
+``mode-table``: every job of ``gan_mixtures.mode_table_jobs(20000, [0, 1, 2])`` (six methods on the ring and the
+grid, three seeds each, 20,000 or 40,000 generator steps), one worker process per core, kept as the mode
+histograms at the end and at 21 snapshots per run, the first seed's final samples and the seconds per run
+(under 1 MB, where the raw snapshots would take 15). About an hour on 2 CPU cores.
+
+``saturation``: the saturation chapter's five DCGAN runs (the saturating and the non-saturating loss from seeds 0
+and 1, and the saturating loss with three discriminator steps per generator step from seed 0), 4 epochs each on
+the training digits of ``--data-dir``, FCD with 10,000 samples against the first 10,000 test digits. About 20
+minutes on 2 CPU cores, two worker processes.
+
+The chapters load them with ``gan_experiments.load_mode_table`` / ``load_saturation_runs``, which refuse a file
+made with other settings than the chapter's full budget asks for. Usage, from the repository root::
+
+    python tools/stored_runs.py mode-table
+    python tools/stored_runs.py saturation --data-dir DIR      # DIR holds the four MNIST IDX files
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import sys
+import time
+
+import torch
+
+import genmodels as gm
+from genmodels import gan_experiments, gan_mixtures
+
+
+def _about(argv, seconds: float, processes: int, **more) -> dict:
+    return {
+        "made_by": "python tools/stored_runs.py " + " ".join(argv),
+        "date": datetime.date.today().isoformat(),
+        "machine": f"cpu ({platform.machine()}), {os.cpu_count()} cores, {processes} worker processes",
+        "torch": str(torch.__version__),
+        "genmodels": gm.__version__,
+        "seconds": round(seconds, 1),
+        **more,
+    }
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="what", required=True)
+    table = sub.add_parser("mode-table", help="the mode-collapse chapter's 2-D table")
+    table.add_argument("--steps", type=int, default=20_000, help="base generator steps per run (the chapter: 20000)")
+    table.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds per run (the chapter: 0 1 2)")
+    table.add_argument("--out", default=str(gan_experiments.MODE_TABLE_FILE))
+    sat = sub.add_parser("saturation", help="the saturation chapter's DCGAN runs")
+    sat.add_argument(
+        "--data-dir", default=None, help="the folder of the MNIST IDX files (default: what gm.load_mnist finds)"
+    )
+    sat.add_argument("--epochs", type=int, default=4)
+    sat.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    sat.add_argument("--n-fcd", type=int, default=10_000)
+    sat.add_argument("--processes", type=int, default=2)
+    sat.add_argument("--out", default=str(gan_experiments.SATURATION_FILE))
+    args = parser.parse_args(argv)
+
+    t0 = time.perf_counter()
+    if args.what == "mode-table":
+        jobs = gan_mixtures.mode_table_jobs(args.steps, args.seeds)
+        runs = gan_mixtures.train_mixture_table(jobs)
+        entries = [gan_experiments.summarize_mixture_runs(r, job) for r, job in zip(runs, jobs)]
+        processes = min(os.cpu_count() or 1, len(jobs))
+        gan_experiments.save_mode_table(
+            entries, jobs, args.out, about=_about(argv, time.perf_counter() - t0, processes)
+        )
+    else:
+        train = gm.load_mnist("train", data_dir=args.data_dir, download=False, verbose=False)
+        test = gm.load_mnist("test", data_dir=args.data_dir, download=False, verbose=False)
+        reference = test.images[: args.n_fcd]
+        runs = gan_experiments.saturation_runs(
+            train, reference, epochs=args.epochs, seeds=args.seeds, device="cpu", processes=args.processes
+        )
+        about = _about(
+            argv,
+            time.perf_counter() - t0,
+            args.processes,
+            train_data=train.origin,
+            reference=f"the first {len(reference):,} of {test.origin}",
+        )
+        gan_experiments.save_saturation_runs(
+            runs, args.out, epochs=args.epochs, seeds=args.seeds, n_fcd=len(reference), about=about
+        )
+    print(f"{args.what}: {time.perf_counter() - t0:.0f} s; wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
