@@ -13,7 +13,7 @@ Usage, from the repository root (``DIR`` holds the four MNIST IDX files)::
 
     python tools/dcgan_ablation.py run --data-dir DIR --out runs/ablation   # every factor (~4 min each on 2 CPU cores)
     python tools/dcgan_ablation.py run --only base sn --data-dir DIR --out runs/ablation
-    python tools/dcgan_ablation.py table runs/ablation > book/gan/_dcgan-ablation.json
+    python tools/dcgan_ablation.py table runs/ablation > code/genmodels/weights/results/dcgan-ablation.json
 
 ``run`` writes one ``NAME-sSEED.json`` per run (and ``NAME-sSEED-grids.pt``, the 64 samples from fixed noise
 after every epoch); ``table`` gathers the JSON files into the file the chapter reads. The last two factors were
