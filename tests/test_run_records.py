@@ -123,3 +123,8 @@ def test_the_appendix_lists_each_chapter_in_book_order_and_says_which_have_no_re
     assert rows[0].startswith("| {doc}`Chapter B <../part/b>` | no record stored")
     assert rows[1].startswith("| {doc}`Chapter A <../part/a>` | full (1 step) | toy \\| data | cpu, ")
     assert "### Chapter A" in text and "- d1" in text and "### Chapter B" not in text
+    # the last row adds up the recorded chapters' times (chapter B has none)
+    assert text.splitlines()[len(rows) + 2] == (
+        f"| **All chapters, one after another** (what `make notebooks` runs) | | | | "
+        f"**{provenance._duration(record['seconds'])}** | |"
+    )

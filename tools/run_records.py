@@ -58,7 +58,7 @@ def _cell(text: str) -> str:
 
 def render(root: Path = ROOT) -> str:
     """The markdown of the appendix's records (a table, then the details of each chapter)."""
-    rows, sections = [], []
+    rows, sections, total = [], [], 0.0
     for path, title, records in collect(root):
         doc = path.relative_to(root / "book").with_suffix("").as_posix()
         link = f"{{doc}}`{_cell(title)} <../{doc}>`"
@@ -66,6 +66,7 @@ def render(root: Path = ROOT) -> str:
             rows.append(f"| {link} | no record stored | | | | |")
             continue
         for r in records:
+            total += r["seconds"]
             rows.append(
                 f"| {link} | {r['budget']} ({_cell(r['settings'])}) | {_cell('; '.join(r['data']))} | "
                 f"{_cell(r['device'])} | {_duration(r['seconds'])} | {r['date']} |"
@@ -78,6 +79,7 @@ def render(root: Path = ROOT) -> str:
             ]
             sections.append(f"### {title}\n\n" + "\n".join(lines))
     table = "| Chapter | Budget | Data | Device | Time | Date |\n|---|---|---|---|---|---|\n" + "\n".join(rows)
+    table += f"\n| **All chapters, one after another** (what `make notebooks` runs) | | | | **{_duration(total)}** | |"
     details = "## Details by chapter\n\n" + "\n\n".join(sections) if sections else ""
     return table + "\n\n" + details + "\n"
 
