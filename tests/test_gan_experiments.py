@@ -55,4 +55,4 @@ def test_shipped_saturation_runs_are_the_chapters_and_consistent():
         assert len(d_fake) == len(r["steps"]["g_grad_norm"]) == (628 if name.endswith("k3") else 4 * 469)
         # the per-epoch counts of saturated steps, recounted from the per-step curve
         assert sum(r["saturated_steps"]) == sum(v < 0.01 for v in d_fake)
-        assert len(r["saturated_steps"]) == 4 and 0 < r["fcd"] < 1000
+        assert len(r["saturated_steps"]) == 4 and math.isfinite(r["fcd"]) and r["fcd"] > 0
