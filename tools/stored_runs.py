@@ -8,8 +8,8 @@ histograms at the end and at 21 snapshots per run, the first seed's final sample
 
 ``saturation``: the saturation chapter's five DCGAN runs (the saturating and the non-saturating loss from seeds 0
 and 1, and the saturating loss with three discriminator steps per generator step from seed 0), 4 epochs each on
-the training digits of ``--data-dir``, FCD with 10,000 samples against the first 10,000 test digits. About 20
-minutes on 2 CPU cores, two worker processes.
+the training digits of ``--data-dir``, FCD with 10,000 samples against the first 10,000 test digits. 54
+minutes on 2 CPU cores with two worker processes (a run took ~1,200 s beside the other, ~350 s alone).
 
 The chapters load them with ``gan_experiments.load_mode_table`` / ``load_saturation_runs``, which refuse a file
 made with other settings than the chapter's full budget asks for. Usage, from the repository root::

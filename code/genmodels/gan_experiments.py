@@ -56,7 +56,7 @@ MODE_TABLE_FILE = RESULTS_DIR / "mode-table.pt"
 SATURATION_FILE = RESULTS_DIR / "saturation.pt"
 _COMMANDS = {
     "mode-table": ("python tools/stored_runs.py mode-table", "about an hour on 2 CPU cores"),
-    "saturation": ("python tools/stored_runs.py saturation --data-dir DIR", "about 20 minutes on 2 CPU cores"),
+    "saturation": ("python tools/stored_runs.py saturation --data-dir DIR", "under an hour on 2 CPU cores"),
 }
 
 
