@@ -31,6 +31,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import torch
 
 from .core import WEIGHTS_DIR, UserError
+from .engine.checkpoints import atomic_torch_save
 from .engine.loops import History, train_gan
 from .gan import GAN
 from .gan_mixtures import MixtureRuns
@@ -74,13 +75,9 @@ def save_stored(kind: str, payload: Dict[str, Any], path, *, settings: Dict[str,
     atomically: a temporary file renamed over it, so an interrupted write never leaves half a file."""
     if kind not in _COMMANDS:
         raise UserError(f"kind must be one of {sorted(_COMMANDS)}, got {kind!r}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
     # plain values only (torch.__version__ is a str subclass that weights_only loading refuses)
     about = {k: v if type(v) in (str, int, float, bool, type(None)) else str(v) for k, v in about.items()}
-    torch.save({"format": f"genmodels-{kind}", "settings": _plain(settings), "about": about, **payload}, tmp)
-    os.replace(tmp, path)
+    atomic_torch_save({"format": f"genmodels-{kind}", "settings": _plain(settings), "about": about, **payload}, path)
 
 
 def load_stored(kind: str, path, *, settings: Dict[str, Any]) -> Dict[str, Any]:
