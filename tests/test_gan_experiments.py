@@ -1,5 +1,6 @@
-"""Tests of genmodels.gan_experiments: the stored saturation runs are the runs gm.train_gan makes, a stored
-file round-trips and refuses other settings, and the shipped file agrees with itself."""
+"""Tests of genmodels.gan_experiments: the stored saturation runs are the runs gm.train_gan makes, a stored mode
+table scores exactly as the runs it was made from, a stored file round-trips and refuses other settings, and the
+shipped files agree with themselves."""
 
 import math
 
@@ -7,7 +8,8 @@ import pytest
 import torch
 
 import genmodels as gm
-from genmodels import gan_experiments
+from genmodels import gan_experiments, gan_mixtures
+from genmodels.metrics.coverage import mode_coverage, score_mixture_runs
 
 
 @pytest.fixture(scope="module")
@@ -56,3 +58,47 @@ def test_shipped_saturation_runs_are_the_chapters_and_consistent():
         # the per-epoch counts of saturated steps, recounted from the per-step curve
         assert sum(r["saturated_steps"]) == sum(v < 0.01 for v in d_fake)
         assert len(r["saturated_steps"]) == 4 and math.isfinite(r["fcd"]) and r["fcd"] > 0
+
+
+def test_stored_mode_table_scores_as_its_runs_and_refuses_other_settings(tmp_path):
+    jobs = [dict(j, hidden_dim=16, num_eval=300) for j in gan_mixtures.mode_table_jobs(20, [0, 1])[:2]]
+    runs = gan_mixtures.train_mixture_table(jobs, processes=1)
+    entries = [gan_experiments.summarize_mixture_runs(r, j) for r, j in zip(runs, jobs)]
+    path = tmp_path / "table.pt"
+    gan_experiments.save_mode_table(entries, jobs, path, about={"what": "test"})
+    loaded, about = gan_experiments.load_mode_table(jobs, path)
+    assert about == {"what": "test"}
+    for run, entry in zip(runs, loaded):
+        for mine, theirs in zip(entry.scores(), score_mixture_runs(run)):
+            assert {k: v for k, v in mine.items() if k != "counts"} == pytest.approx(
+                {k: v for k, v in theirs.items() if k != "counts"}, nan_ok=True
+            )
+        for i, snap in enumerate(run.snapshots):
+            assert entry.snapshot_steps[i] == snap["step"]
+            assert [s["counts"].tolist() for s in entry.scores(i)] == [
+                s["counts"].tolist() for s in score_mixture_runs(run, samples=snap["samples"])
+            ]
+        assert torch.equal(entry.samples, run.samples[0])
+    # other settings, a missing file and a corrupt one are refused with the command that remakes the file
+    with pytest.raises(gan_mixtures.UserError, match="other settings.*tools/stored_runs.py mode-table"):
+        gan_experiments.load_mode_table([dict(jobs[0], steps=jobs[0]["steps"] + 20)], path)
+    with pytest.raises(gan_mixtures.UserError, match="missing.*tools/stored_runs.py mode-table"):
+        gan_experiments.load_mode_table(jobs, tmp_path / "none.pt")
+    (tmp_path / "bad.pt").write_bytes(path.read_bytes()[:100])
+    with pytest.raises(gan_mixtures.UserError, match="cannot be read"):
+        gan_experiments.load_mode_table(jobs, tmp_path / "bad.pt")
+
+
+@pytest.mark.skipif(
+    not gan_experiments.MODE_TABLE_FILE.is_file(), reason="the stored mode table is not in this checkout"
+)
+def test_shipped_mode_table_is_the_chapters_and_consistent():
+    jobs = gan_mixtures.mode_table_jobs(20_000, [0, 1, 2])
+    entries, about = gan_experiments.load_mode_table(jobs)
+    for entry in entries:
+        assert entry.counts.shape == (3, len(entry.centres)) and entry.snapshot_counts.shape[0] == 21
+        assert entry.snapshot_steps[-1] == entry.job["steps"]
+        assert torch.equal(entry.snapshot_counts[-1], entry.counts)  # the last snapshot is the end of the run
+        # the stored samples of the first seed, counted again, give its stored histogram
+        again = mode_coverage(entry.samples, entry.centres, entry.std, min_count=1)["counts"]
+        assert again.tolist() == entry.counts[0].tolist()
