@@ -3,6 +3,7 @@
 #   make test   the same set-up, then lint (ruff), the unit tests (tests/) and the notebooks (pytest --nbval book/)
 #               (the set-up of `make test` also runs `make browser-deps`, for tests/test_browser.py:
 #               Debian's chromium and/or npm when missing and root, then three npm packages)
+#               (and `make data-deps`: Debian's dataset-fashion-mnist when missing and root)
 # Override the interpreter with `make PYTHON=python3.12 test`.
 
 PYTHON ?= python3
@@ -10,7 +11,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install browser-deps book figures lint format test test-fast test-unit test-notebooks test-colab notebooks clean
+.PHONY: install browser-deps data-deps book figures lint format test test-fast test-unit test-notebooks test-colab notebooks clean
 
 install: $(STAMP)
 
@@ -37,6 +38,12 @@ browser-deps: $(JS_STAMP)
 # one line and writes to $(JS)/setup-problem.txt, and tests/test_browser.py is skipped with that reason.
 $(JS_STAMP): Makefile tools/browser-deps.sh
 	@bash tools/browser-deps.sh $(JS) $(NPM_PACKAGES)
+
+# Debian's dataset-fashion-mnist, for the Fashion-MNIST test of tests/test_data.py: tools/data-deps.sh installs it
+# with apt-get when its files are missing and this runs as root. Instant once the files are there; it never fails,
+# and what it cannot do it says in one line and writes to $(VENV)/data-deps-problem.txt (that test is then skipped).
+data-deps:
+	@bash tools/data-deps.sh $(VENV)
 
 book: $(STAMP)
 	$(VENV)/bin/jupyter-book build . --warningiserror --keep-going
@@ -65,7 +72,7 @@ format: $(STAMP)
 test-fast: $(STAMP)
 	$(PY) -m pytest tests -m "not slow and not book and not browser"
 
-test-unit: $(STAMP) $(JS_STAMP)
+test-unit: $(STAMP) $(JS_STAMP) data-deps
 	GENMODELS_NODE_MODULES=$(abspath $(JS))/node_modules $(PY) -m pytest tests
 
 test-notebooks: $(STAMP)
