@@ -150,3 +150,10 @@ def test_the_script_looks_where_the_loader_looks_and_make_test_runs_it():
     default = re.search(r"fashion=\$\{DATA_DEPS_FASHION_DIR:-([^}]+)\}", SCRIPT.read_text()).group(1)
     assert Path(default) == Path(sources.DEBIAN_FASHION_DIR)
     assert re.search(r"^test-unit:.*\bdata-deps\b", (REPO_ROOT / "Makefile").read_text(), re.M)
+
+
+def test_the_script_checks_the_file_names_the_loader_reads():
+    """A file name that drifted in either place would install nothing, or skip the test, on a complete folder."""
+    listed = re.search(r"^files=\(([^)]*)\)", SCRIPT.read_text(), re.M).group(1).split()
+    loader = [name + ".gz" for split in ("train", "test") for name in sources._IDX_NAMES[split]]
+    assert listed == loader == FILES
