@@ -3,6 +3,7 @@ table scores exactly as the runs it was made from, a stored file round-trips and
 shipped files agree with themselves."""
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -10,6 +11,8 @@ import torch
 import genmodels as gm
 from genmodels import gan_experiments, gan_mixtures
 from genmodels.metrics.coverage import mode_coverage, score_mixture_runs
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +90,48 @@ def test_stored_mode_table_scores_as_its_runs_and_refuses_other_settings(tmp_pat
     (tmp_path / "bad.pt").write_bytes(path.read_bytes()[:100])
     with pytest.raises(gan_mixtures.UserError, match="cannot be read"):
         gan_experiments.load_mode_table(jobs, tmp_path / "bad.pt")
+
+
+def test_stored_runs_tool_runs_only_the_jobs_whose_settings_changed(tmp_path, monkeypatch):
+    """tools/stored_runs.py mode-table keeps the stored jobs that the recipe still asks for, exactly as stored,
+    and runs the others; --fresh runs all."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("stored_runs", REPO_ROOT / "tools" / "stored_runs.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    recipe, table_jobs = {"steps": 20}, gan_mixtures.mode_table_jobs
+    small = (
+        lambda steps, seeds: [  # noqa: E731  two tiny jobs, the second one's steps set by `recipe`
+            dict(j, hidden_dim=16, num_eval=300, **(recipe if i == 1 else {}))
+            for i, j in enumerate(table_jobs(20, seeds)[:2])
+        ]
+    )
+    ran, train_table = [], gan_mixtures.train_mixture_table
+
+    def train(jobs):
+        ran.append([(j["method"], j["steps"]) for j in jobs])
+        return train_table(jobs, processes=1)
+
+    monkeypatch.setattr(gan_mixtures, "mode_table_jobs", small)
+    monkeypatch.setattr(gan_mixtures, "train_mixture_table", train)
+    out = tmp_path / "table.pt"
+    argv = ["mode-table", "--seeds", "0", "--out", str(out)]
+    assert tool.main(argv) == 0
+    first, about = gan_experiments.load_mode_table(small(20, [0]), out)
+    assert len(ran[-1]) == 2 and "kept" not in about
+    recipe["steps"] = 40  # the recipe changes for the second job only
+    assert tool.main(argv) == 0
+    assert ran[-1] == [(small(20, [0])[1]["method"], 40)]
+    second, about = gan_experiments.load_mode_table(small(20, [0]), out)
+    assert torch.equal(second[0].snapshot_counts, first[0].snapshot_counts) and second[0].seconds == first[0].seconds
+    assert second[1].job["steps"] == 40 and about["kept"].startswith("1 of the 2 jobs kept")
+    assert tool.main(argv + ["--fresh"]) == 0 and len(ran[-1]) == 2
+    # what the helper keeps: nothing without a file; a corrupt file is refused, not silently retrained over
+    assert gan_experiments.reusable_mode_entries(small(20, [0]), tmp_path / "none.pt") == ([None, None], {})
+    (tmp_path / "bad.pt").write_bytes(out.read_bytes()[:100])
+    with pytest.raises(gan_mixtures.UserError, match="cannot be read"):
+        gan_experiments.reusable_mode_entries(small(20, [0]), tmp_path / "bad.pt")
 
 
 @pytest.mark.skipif(

@@ -4,7 +4,8 @@
 ``mode-table``: every job of ``gan_mixtures.mode_table_jobs(20000, [0, 1, 2])`` (six methods on the ring and the
 grid, three seeds each, 20,000 or 40,000 generator steps), one worker process per core, kept as the mode
 histograms at the end and at 21 snapshots per run, the first seed's final samples and the seconds per run
-(under 1 MB, where the raw snapshots would take 15). About an hour on 2 CPU cores.
+(under 1 MB, where the raw snapshots would take 15). About an hour and a half on 2 CPU cores. The jobs that the
+file already holds with exactly the same settings are kept and only the others run (``--fresh`` runs all).
 
 ``saturation``: the saturation chapter's five DCGAN runs (the saturating and the non-saturating loss from seeds 0
 and 1, and the saturating loss with three discriminator steps per generator step from seed 0), 4 epochs each on
@@ -53,6 +54,12 @@ def main(argv=None) -> int:
     table.add_argument("--steps", type=int, default=20_000, help="base generator steps per run (the chapter: 20000)")
     table.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds per run (the chapter: 0 1 2)")
     table.add_argument("--out", default=str(gan_experiments.MODE_TABLE_FILE))
+    table.add_argument(
+        "--fresh",
+        action="store_true",
+        help="run every job; by default the jobs that the file at --out already holds with exactly these settings "
+        "are kept (each run is fixed by its seeds) and only the others run",
+    )
     sat = sub.add_parser("saturation", help="the saturation chapter's DCGAN runs")
     sat.add_argument(
         "--data-dir", default=None, help="the folder of the MNIST IDX files (default: what gm.load_mnist finds)"
@@ -67,11 +74,24 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     if args.what == "mode-table":
         jobs = gan_mixtures.mode_table_jobs(args.steps, args.seeds)
-        runs = gan_mixtures.train_mixture_table(jobs)
-        entries = [gan_experiments.summarize_mixture_runs(r, job) for r, job in zip(runs, jobs)]
-        processes = min(os.cpu_count() or 1, len(jobs))
+        kept, old = ([None] * len(jobs), {}) if args.fresh else gan_experiments.reusable_mode_entries(jobs, args.out)
+        todo = [job for job, entry in zip(jobs, kept) if entry is None]
+        print(f"mode-table: {len(jobs) - len(todo)} of {len(jobs)} jobs kept from {args.out}, {len(todo)} to run")
+        runs = iter(gan_mixtures.train_mixture_table(todo) if todo else [])
+        entries = [
+            entry if entry is not None else gan_experiments.summarize_mixture_runs(next(runs), job)
+            for job, entry in zip(jobs, kept)
+        ]
+        processes = min(os.cpu_count() or 1, max(1, len(todo)))
+        more = {}
+        if len(todo) < len(jobs):  # say which runs came from the earlier file, and when that file was made
+            more["kept"] = (
+                f"{len(jobs) - len(todo)} of the {len(jobs)} jobs kept from the file made on {old.get('date')} by "
+                f"`{old.get('made_by')}` in {old.get('seconds', 0) / 60:.1f} min ({old.get('kept', 'all jobs run')}); "
+                f"re-run here: " + ", ".join(f"{j['method']} on the {j['mixture']}" for j in todo)
+            )
         gan_experiments.save_mode_table(
-            entries, jobs, args.out, about=_about(argv, time.perf_counter() - t0, processes)
+            entries, jobs, args.out, about=_about(argv, time.perf_counter() - t0, processes, **more)
         )
     else:
         train = gm.load_mnist("train", data_dir=args.data_dir, download=False, verbose=False)

@@ -21,6 +21,7 @@ file, or one made with other settings than the chapter asks for, with the comman
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import time
 import warnings
@@ -47,6 +48,7 @@ __all__ = [
     "summarize_mixture_runs",
     "save_mode_table",
     "load_mode_table",
+    "reusable_mode_entries",
     "saturation_runs",
     "save_saturation_runs",
     "load_saturation_runs",
@@ -56,7 +58,7 @@ RESULTS_DIR = WEIGHTS_DIR / "results"
 MODE_TABLE_FILE = RESULTS_DIR / "mode-table.pt"
 SATURATION_FILE = RESULTS_DIR / "saturation.pt"
 _COMMANDS = {
-    "mode-table": ("python tools/stored_runs.py mode-table", "about an hour on 2 CPU cores"),
+    "mode-table": ("python tools/stored_runs.py mode-table", "about an hour and a half on 2 CPU cores"),
     "saturation": ("python tools/stored_runs.py saturation --data-dir DIR", "under an hour on 2 CPU cores"),
 }
 
@@ -80,12 +82,15 @@ def save_stored(kind: str, payload: Dict[str, Any], path, *, settings: Dict[str,
     atomic_torch_save({"format": f"genmodels-{kind}", "settings": _plain(settings), "about": about, **payload}, path)
 
 
-def load_stored(kind: str, path, *, settings: Dict[str, Any]) -> Dict[str, Any]:
-    """The stored payload of ``kind`` at ``path``, if it was made with exactly ``settings``; otherwise a
-    :class:`~genmodels.core.UserError` that says what is wrong and names the command that remakes the file."""
+def _remake(kind: str) -> str:
     command, cost = _COMMANDS[kind]
-    path = Path(path)
-    remake = f"Remake it with `{command}` ({cost}) from the repository root, or train it live in the chapter."
+    return f"Remake it with `{command}` ({cost}) from the repository root, or train it live in the chapter."
+
+
+def _read_stored(kind: str, path) -> Dict[str, Any]:
+    """The payload of the stored ``kind`` file at ``path``, whatever settings made it, or a
+    :class:`~genmodels.core.UserError` that says what is wrong and names the command that remakes the file."""
+    path, remake = Path(path), _remake(kind)
     if not path.is_file():
         raise UserError(f"the stored {kind} file {path} is missing. {remake}")
     try:
@@ -96,6 +101,13 @@ def load_stored(kind: str, path, *, settings: Dict[str, Any]) -> Dict[str, Any]:
         ) from None
     if not isinstance(payload, dict) or payload.get("format") != f"genmodels-{kind}":
         raise UserError(f"{path} is not a stored {kind} file. {remake}")
+    return payload
+
+
+def load_stored(kind: str, path, *, settings: Dict[str, Any]) -> Dict[str, Any]:
+    """The stored payload of ``kind`` at ``path``, if it was made with exactly ``settings``; otherwise a
+    :class:`~genmodels.core.UserError` that says what is wrong and names the command that remakes the file."""
+    payload, remake = _read_stored(kind, path), _remake(kind)
     wanted = _plain(settings)
     if payload["settings"] != wanted:
         differ = sorted(
@@ -180,6 +192,21 @@ def load_mode_table(jobs: Sequence[Dict], path=MODE_TABLE_FILE) -> Tuple[List[Mi
     """The stored entries of ``jobs``, in their order, and the file's ``about``."""
     payload = load_stored("mode-table", path, settings=_table_settings(jobs))
     return [MixtureTableEntry(**e) for e in payload["entries"]], payload["about"]
+
+
+def reusable_mode_entries(jobs: Sequence[Dict], path=MODE_TABLE_FILE) -> Tuple[List[Optional[MixtureTableEntry]], Dict]:
+    """For each of ``jobs``, the entry of the stored table at ``path`` that ran exactly that job, or ``None``;
+    and the file's ``about`` (``{}`` when there is no file). Every seed's weights, data and noise come from its
+    seed and the runs are on the CPU, so with the same torch a stored job is the run that the job would make again
+    (one job re-run on another machine gave its stored samples bit for bit): a table whose recipe changed for some
+    jobs needs only those re-run. A file that is there but unreadable or foreign is refused, as by
+    :func:`load_mode_table`."""
+    if not Path(path).is_file():
+        return [None] * len(jobs), {}
+    payload = _read_stored("mode-table", path)
+    key = lambda job: json.dumps(_plain(job), sort_keys=True)  # noqa: E731
+    stored = {key(e["job"]): MixtureTableEntry(**e) for e in payload["entries"]}
+    return [stored.get(key(job)) for job in _table_settings(jobs)["jobs"]], payload["about"]
 
 
 # ----------------------------------------------------------------------------------------------
