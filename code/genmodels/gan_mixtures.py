@@ -622,6 +622,8 @@ MODE_TABLE_RECIPE = {
     ("non_saturating", "grid"): {"step_factor": 2},
     ("pacgan", "grid"): {"step_factor": 2},
     ("wgan_gp", "grid"): {"step_factor": 2},
+    ("minibatch", "grid"): {"step_factor": 2},
+    ("unrolled", "grid"): {"step_factor": 2},
 }
 """What differs from :func:`train_mixture_gans`'s defaults (Adam 1e-3, or 1e-4 for WGAN-GP; width 128), per
 method or per (method, mixture); ``step_factor`` multiplies the table's base number of steps."""
