@@ -21,6 +21,14 @@ also run from seeds 1 and 2 (``--seed 1``), and ``sn_lr4_dfc`` (the recipe today
 
     python tools/dcgan_ablation.py run --only sn_lr4_dfc --epochs 10 --seed 0 --data-dir DIR --out runs/ablation
 
+The recipe trained longer from seed 0, the DCGAN chapter's ``dcgan-long-recipe.json``, is one run's JSON::
+
+    python tools/dcgan_ablation.py run --only recipe --epochs 40 --seed 0 --data-dir DIR --out runs/long
+    cp runs/long/recipe-s0.json code/genmodels/weights/results/dcgan-long-recipe.json
+
+A run writes its JSON after every epoch, with ``"finished": false`` until the last, so a run stopped early keeps the
+curve of the epochs it finished.
+
 The file the chapter reads holds runs made when the recipe was ``sn_lr4``: they were run as ``recipe`` and are
 filed under ``sn_lr4``, whose settings they have (each run's ``model`` and ``train`` fields say so, and
 ``renamed_from`` records the old name). The recipe's three seeds trained longer are the zoo's ``dcgan-s0`` ...
@@ -98,6 +106,10 @@ def run(name: str, *, epochs: int, seed: int, data_dir: str, out: Path) -> dict:
         log["classes"].append(gm.classes_covered(gm.class_histogram(x)))
         log["fcd_ema"].append(gm.frechet_classifier_distance(model.sample(z=z), reference))
         log["seconds"].append(sum(history.epochs["seconds"]))
+        # after every epoch, so that a run stopped early (a lost session) keeps the curve of its finished epochs;
+        # "finished" says how many of the asked "epochs" it has, and becomes true at the end
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f"{name}-s{seed}.json").write_text(json.dumps({**log, "finished": False}))
         print(
             f"{name} seed {seed} epoch {epoch + 1}: FCD {log['fcd'][-1]:.1f} (EMA {log['fcd_ema'][-1]:.1f}), "
             f"{log['classes'][-1]} classes, {log['seconds'][-1]:.0f} s",
@@ -123,6 +135,7 @@ def run(name: str, *, epochs: int, seed: int, data_dir: str, out: Path) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     # the 64 samples from the loop's fixed noise after every epoch (the weight average's), uint8
     torch.save(torch.stack(history.samples), out / f"{name}-s{seed}-grids.pt")
+    log["finished"] = True
     (out / f"{name}-s{seed}.json").write_text(json.dumps(log))
     return log
 
