@@ -48,6 +48,7 @@ import torch
 
 import genmodels as gm
 from genmodels.core import eval_mode
+from genmodels.engine.checkpoints import atomic_write
 
 #: name -> (what changes, GAN keyword arguments, train_gan keyword arguments); "base" is Radford et al.'s DCGAN.
 FACTORS = {
@@ -99,6 +100,10 @@ def run(name: str, *, epochs: int, seed: int, data_dir: str, out: Path) -> dict:
         "seconds": [],
     }
 
+    def write_log(finished: bool) -> None:  # atomically: a run killed mid-write keeps the previous epoch's file
+        data = json.dumps({**log, "finished": finished}).encode()
+        atomic_write(out / f"{name}-s{seed}.json", lambda f: f.write(data))
+
     def measure(epoch, history):
         with torch.no_grad(), eval_mode(model.generator):
             x = model.generator(z)
@@ -107,9 +112,8 @@ def run(name: str, *, epochs: int, seed: int, data_dir: str, out: Path) -> dict:
         log["fcd_ema"].append(gm.frechet_classifier_distance(model.sample(z=z), reference))
         log["seconds"].append(sum(history.epochs["seconds"]))
         # after every epoch, so that a run stopped early (a lost session) keeps the curve of its finished epochs;
-        # "finished" says how many of the asked "epochs" it has, and becomes true at the end
-        out.mkdir(parents=True, exist_ok=True)
-        (out / f"{name}-s{seed}.json").write_text(json.dumps({**log, "finished": False}))
+        # "finished" stays false until the last epoch (len(log["fcd"]) says how many of "epochs" it has)
+        write_log(False)
         print(
             f"{name} seed {seed} epoch {epoch + 1}: FCD {log['fcd'][-1]:.1f} (EMA {log['fcd_ema'][-1]:.1f}), "
             f"{log['classes'][-1]} classes, {log['seconds'][-1]:.0f} s",
@@ -135,8 +139,7 @@ def run(name: str, *, epochs: int, seed: int, data_dir: str, out: Path) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     # the 64 samples from the loop's fixed noise after every epoch (the weight average's), uint8
     torch.save(torch.stack(history.samples), out / f"{name}-s{seed}-grids.pt")
-    log["finished"] = True
-    (out / f"{name}-s{seed}.json").write_text(json.dumps(log))
+    write_log(True)
     return log
 
 
