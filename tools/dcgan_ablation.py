@@ -26,8 +26,11 @@ The recipe trained longer from seed 0, the DCGAN chapter's ``dcgan-long-recipe.j
     python tools/dcgan_ablation.py run --only recipe --epochs 40 --seed 0 --data-dir DIR --out runs/long
     cp runs/long/recipe-s0.json code/genmodels/weights/results/dcgan-long-recipe.json
 
-A run writes its JSON after every epoch, with ``"finished": false`` until the last, so a run stopped early keeps the
-curve of the epochs it finished.
+A run writes its JSON after every epoch, with ``"finished": false`` until the last, and beside it a training
+checkpoint (``NAME-sSEED.ckpt.pt``: weights, optimizers, data position, random state). Running the same command
+again resumes from the checkpoint, exactly where the killed run stopped; with a larger ``--epochs`` it trains a
+finished run on (the learning rate is constant, so 40 epochs and then 20 more are one 60-epoch run). ``--device
+cuda`` trains on a GPU (the default, ``cpu``, made the files the book ships).
 
 The file the chapter reads holds runs made when the recipe was ``sn_lr4``: they were run as ``recipe`` and are
 filed under ``sn_lr4``, whose settings they have (each run's ``model`` and ``train`` fields say so, and
@@ -76,7 +79,38 @@ N_EVAL = 10_000
 NOISE_SEED = 123
 
 
-def run(name: str, *, epochs: int, seed: int, data_dir: str, out: Path) -> dict:
+def _resumed_log(path: Path, log: dict, checkpoint: Path) -> dict:
+    """The log of the run that ``checkpoint`` continues, cut to the epochs the checkpoint holds (the JSON is
+    written before the checkpoint, so it may hold one epoch more), or ``log`` when there is nothing to resume.
+    A checkpoint from other settings is refused: a resumed run must be the same run."""
+    if not checkpoint.exists():
+        return log
+    from genmodels.engine.checkpoints import read_checkpoint
+
+    done = int(read_checkpoint(checkpoint).get("epoch") or 0)
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise SystemExit(
+            f"{checkpoint} has no readable log beside it ({path}: {err}); delete both to start afresh"
+        ) from err
+    same = ("name", "model", "train", "seed", "train_data", "test_data", "n_eval")
+    if any(old.get(k) != log[k] for k in same):
+        raise SystemExit(
+            f"{checkpoint} is from a run with other settings than {path.name}'s; delete both to start afresh"
+        )
+    for key in ("fcd", "fcd_ema", "classes", "seconds"):
+        log[key] = old[key][:done]
+    before = old.get("device", "cpu")
+    if before.rsplit("then ", 1)[-1] != log["device"]:  # a run begun on one device and trained on on another says so
+        log["device"] = f"{before} to epoch {done}, then {log['device']}"
+    else:
+        log["device"] = before
+    print(f"{path.stem}: resuming after epoch {done} of {log['epochs']}", flush=True)
+    return log
+
+
+def run(name: str, *, epochs: int, seed: int, data_dir: str, out: Path, device: str = "cpu") -> dict:
     what, model_kw, train_kw = FACTORS[name]
     torch.manual_seed(seed)
     train = gm.load_mnist("train", data_dir=data_dir, download=False, verbose=False)
@@ -98,7 +132,12 @@ def run(name: str, *, epochs: int, seed: int, data_dir: str, out: Path) -> dict:
         "fcd_ema": [],
         "classes": [],
         "seconds": [],
+        "device": device,
+        "threads": torch.get_num_threads(),
     }
+    out.mkdir(parents=True, exist_ok=True)
+    checkpoint = out / f"{name}-s{seed}.ckpt.pt"
+    log = _resumed_log(out / f"{name}-s{seed}.json", log, checkpoint)
 
     def write_log(finished: bool) -> None:  # atomically: a run killed mid-write keeps the previous epoch's file
         data = json.dumps({**log, "finished": finished}).encode()
@@ -106,10 +145,10 @@ def run(name: str, *, epochs: int, seed: int, data_dir: str, out: Path) -> dict:
 
     def measure(epoch, history):
         with torch.no_grad(), eval_mode(model.generator):
-            x = model.generator(z)
+            x = model.generator(z.to(model.device)).cpu()
         log["fcd"].append(gm.frechet_classifier_distance(x, reference))
         log["classes"].append(gm.classes_covered(gm.class_histogram(x)))
-        log["fcd_ema"].append(gm.frechet_classifier_distance(model.sample(z=z), reference))
+        log["fcd_ema"].append(gm.frechet_classifier_distance(model.sample(z=z.to(model.device)).cpu(), reference))
         log["seconds"].append(sum(history.epochs["seconds"]))
         # after every epoch, so that a run stopped early (a lost session) keeps the curve of its finished epochs;
         # "finished" stays false until the last epoch (len(log["fcd"]) says how many of "epochs" it has)
@@ -128,15 +167,16 @@ def run(name: str, *, epochs: int, seed: int, data_dir: str, out: Path) -> dict:
             train.images,
             num_epochs=epochs,
             seed=seed,
-            device="cpu",
+            device=device,
             progress=False,
             callback=measure,
+            checkpoint=checkpoint,
+            resume=True,
             **train_kw,
         )
     log["events"] = list(history.events)
     log["saturated_steps"] = history.epochs["saturated_steps"]
-    log["wall_seconds"] = time.perf_counter() - start
-    out.mkdir(parents=True, exist_ok=True)
+    log["wall_seconds"] = time.perf_counter() - start  # this process's (a resumed run's earlier ones not counted)
     # the 64 samples from the loop's fixed noise after every epoch (the weight average's), uint8
     torch.save(torch.stack(history.samples), out / f"{name}-s{seed}-grids.pt")
     write_log(True)
@@ -164,12 +204,13 @@ def main(argv=None) -> int:
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--data-dir", required=True)
     r.add_argument("--out", type=Path, required=True)
+    r.add_argument("--device", default="cpu", help="cpu (the default, which made the shipped files), cuda, mps")
     t = sub.add_parser("table")
     t.add_argument("folder", type=Path)
     args = parser.parse_args(argv)
     if args.command == "run":
         for name in args.only:
-            run(name, epochs=args.epochs, seed=args.seed, data_dir=args.data_dir, out=args.out)
+            run(name, epochs=args.epochs, seed=args.seed, data_dir=args.data_dir, out=args.out, device=args.device)
     else:
         json.dump(table(args.folder), sys.stdout, indent=1)
         print()
