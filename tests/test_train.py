@@ -120,6 +120,29 @@ def test_resume_from_an_epoch_checkpoint_equals_the_uninterrupted_run(tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(h_full.samples, h_res.samples))
 
 
+@pytest.mark.parametrize("family", ["vae", "gan"])
+def test_what_a_callback_draws_does_not_change_the_training(family):
+    """The epoch callback runs outside the training's random stream: a callback that draws from the global
+    generator (as the FCD's classifier does when it is first built) leaves the run exactly as it is without one.
+    Otherwise a resumed run, whose callbacks build such things in another epoch, parts from the run it continues."""
+
+    def run(callback):
+        gm.seed_everything(0)
+        if family == "vae":
+            model = gm.VAE(latent_dim=4, hidden_dim=32)
+            h = gm.train_vae(model, tiny(), num_epochs=3, batch_size=32, progress=False, callback=callback)
+        else:
+            model = gm.GAN(latent_dim=8, arch="dcgan", channels=4)
+            h = gm.train_gan(model, tiny(64), num_epochs=3, batch_size=16, progress=False, callback=callback)
+        return model, h, torch.randn(3)  # and the global stream after the run
+
+    quiet, h_quiet, after_quiet = run(None)
+    drawing, h_drawing, after_drawing = run(lambda epoch, history: torch.randn(1000))
+    assert same_parameters(quiet, drawing)
+    assert h_quiet.steps == h_drawing.steps
+    assert torch.equal(after_quiet, after_drawing)
+
+
 class _Interrupt(Exception):
     pass
 

@@ -376,6 +376,19 @@ def _set_rng_state(state: dict, device: torch.device) -> None:
         torch.mps.set_rng_state(state["mps"])
 
 
+def _call_back(callback: Callable[[int, "History"], None], epoch: int, run: "_Run") -> None:
+    """``callback(epoch, history)`` outside the training's random stream: the global generators are put back as
+    they were before it. What a callback draws would otherwise shift the noise of every later step, and not
+    always by the same amount: a model it builds on first use (the FCD's classifier, whose layers draw their
+    initial weights before the stored ones are loaded) draws in the first epoch of a fresh run but in the first
+    epoch after a resume, so the resumed run would part from the run it continues."""
+    state = _rng_state(run.device)
+    try:
+        callback(epoch, run.history)
+    finally:
+        _set_rng_state(state, run.device)
+
+
 def _to_uint8(x: torch.Tensor) -> torch.Tensor:
     return (x.float().clamp(0, 1) * 255).round().to(torch.uint8).cpu()
 
@@ -564,7 +577,8 @@ def train_vae(
     checkpoint : path to write after every epoch; if it exists and ``resume``, training continues from it.
     progress : show a tqdm progress bar (terminal or notebook).
     callback : called as ``callback(epoch, history)`` after every epoch, before its checkpoint is written (a run
-        killed in between resumes at the start of that epoch and calls it again for the same ``epoch``).
+        killed in between resumes at the start of that epoch and calls it again for the same ``epoch``), with the
+        random generators restored after it, so that what it draws does not change the training.
 
     Returns
     -------
@@ -618,7 +632,7 @@ def train_vae(
         bar.set_postfix({k: f"{v:.1f}" for k, v in summary.items() if k in ("loss", "test_nelbo")})
         bar.close()
         if callback is not None:  # before the checkpoint: a run killed in between redoes (and re-reports) the epoch
-            callback(epoch, run.history)
+            _call_back(callback, epoch, run)
         run.save(optimizers)
     return run.history
 
@@ -775,7 +789,7 @@ def _gan_loop(
         bar.set_postfix(d=f"{summary.get('d_loss', math.nan):.2f}", g=f"{summary.get('g_loss', math.nan):.2f}")
         bar.close()
         if callback is not None:  # before the checkpoint: a run killed in between redoes (and re-reports) the epoch
-            callback(epoch, run.history)
+            _call_back(callback, epoch, run)
         run.save(optimizers)
     return run.history
 
@@ -896,7 +910,7 @@ def train_vqvae(
         bar.set_postfix({k: f"{v:.1f}" for k, v in summary.items() if k in ("recon", "test_recon")})
         bar.close()
         if callback is not None:  # before the checkpoint: a run killed in between redoes (and re-reports) the epoch
-            callback(epoch, run.history)
+            _call_back(callback, epoch, run)
         run.save(optimizers)
     return run.history
 
@@ -1116,7 +1130,7 @@ def train_cvae(
         bar.set_postfix({k: f"{v:.1f}" for k, v in summary.items() if k in ("loss", "test_nelbo")})
         bar.close()
         if callback is not None:  # before the checkpoint: a run killed in between redoes (and re-reports) the epoch
-            callback(epoch, run.history)
+            _call_back(callback, epoch, run)
         run.save(optimizers)
     return run.history
 
