@@ -21,10 +21,16 @@ also run from seeds 1 and 2 (``--seed 1``), and ``sn_lr4_dfc`` (the recipe today
 
     python tools/dcgan_ablation.py run --only sn_lr4_dfc --epochs 10 --seed 0 --data-dir DIR --out runs/ablation
 
-The recipe trained longer from seed 0, the DCGAN chapter's ``dcgan-long-recipe.json``, is one run's JSON::
+The recipe trained longer from seeds 0, 1 and 2, the DCGAN chapter's ``dcgan-long-recipe.json``: seed 0 for 40 epochs
+(alone, two threads), seeds 1 and 2 for 30 (side by side, ``OMP_NUM_THREADS=1`` each; a session's time)::
 
     python tools/dcgan_ablation.py run --only recipe --epochs 40 --seed 0 --data-dir DIR --out runs/long
-    cp runs/long/recipe-s0.json code/genmodels/weights/results/dcgan-long-recipe.json
+    python tools/dcgan_ablation.py run --only recipe --epochs 30 --seed 1 --data-dir DIR --out runs/long   # and 2
+    python tools/dcgan_ablation.py table runs/long > code/genmodels/weights/results/dcgan-long-recipe.json
+
+Those runs were made before the training loops ran their epoch callback outside the training's random stream
+(the first FCD builds its classifier, which draws): run again today, the same commands draw other noise from the
+second epoch on, and give the same curves up to the spread between seeds, not bit for bit.
 
 A run writes its JSON after every epoch, with ``"finished": false`` until the last, and beside it a training
 checkpoint (``NAME-sSEED.ckpt.pt``: weights, optimizers, data position, random state). Running the same command
@@ -101,11 +107,14 @@ def _resumed_log(path: Path, log: dict, checkpoint: Path) -> dict:
         )
     for key in ("fcd", "fcd_ema", "classes", "seconds"):
         log[key] = old[key][:done]
-    before = old.get("device", "cpu")
-    if before.rsplit("then ", 1)[-1] != log["device"]:  # a run begun on one device and trained on on another says so
-        log["device"] = f"{before} to epoch {done}, then {log['device']}"
-    else:
-        log["device"] = before
+    for key in ("device", "threads"):  # a run begun on one device (or thread count) and trained on on another says so
+        before, now = old.get(key, log[key]), log[key]
+        trains_on = done < log["epochs"]
+        log[key] = (
+            f"{before} to epoch {done}, then {now}"
+            if trains_on and str(before).rsplit("then ", 1)[-1] != str(now)
+            else before
+        )
     print(f"{path.stem}: resuming after epoch {done} of {log['epochs']}", flush=True)
     return log
 
@@ -150,6 +159,7 @@ def run(name: str, *, epochs: int, seed: int, data_dir: str, out: Path, device: 
         log["classes"].append(gm.classes_covered(gm.class_histogram(x)))
         log["fcd_ema"].append(gm.frechet_classifier_distance(model.sample(z=z.to(model.device)).cpu(), reference))
         log["seconds"].append(sum(history.epochs["seconds"]))
+        log["events"], log["saturated_steps"] = list(history.events), history.epochs["saturated_steps"]
         # after every epoch, so that a run stopped early (a lost session) keeps the curve of its finished epochs;
         # "finished" stays false until the last epoch (len(log["fcd"]) says how many of "epochs" it has)
         write_log(False)
